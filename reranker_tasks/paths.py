@@ -1,0 +1,72 @@
+"""Artifact layout of a run: ``<root>/<run>/<step>/``.
+
+Every step writes only below its own folder, so a retried task overwrites nothing of another step's.
+The root comes from ``RERANKER_ARTIFACTS_ROOT`` (a deployment setting, not a run parameter) and
+defaults to ``./artifacts`` in the project folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS_ENV = "RERANKER_ARTIFACTS_ROOT"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def artifacts_root() -> Path:
+    """The configured artifacts root (``RERANKER_ARTIFACTS_ROOT``, else ``<project>/artifacts``)."""
+    configured = os.environ.get(ARTIFACTS_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def safe_run_name(run_id: str) -> str:
+    """A run id as a folder name: Airflow run ids hold ``:`` and ``+`` (``manual__2026-11-23T10:00:00+00:00``)."""
+    name = _UNSAFE.sub("_", run_id).strip("._")
+    if not name:
+        raise ValueError(f"run id {run_id!r} gives an empty folder name")
+    return name
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Folders of one run's artifacts."""
+
+    run_dir: Path
+
+    @classmethod
+    def for_run(cls, run_id: str, root: Path | None = None) -> RunPaths:
+        return cls((root or artifacts_root()) / safe_run_name(run_id))
+
+    def step(self, name: str) -> Path:
+        """The folder of one step, created on first use."""
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Write JSON through a temp file and ``os.replace``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,239 @@
+"""Run the retraining DAG once through Airflow on this machine (``make run`` / ``make demo``).
+
+Local set-up, all inside the project folder (no global state touched):
+
+* Airflow home ``.airflow/`` with a SQLite metadata DB (migrated on each start; a no-op when current);
+* the loopback Hub emulator (``python -m hub_emulator serve``) on ``LOCALHUB_PORT`` (default 8791), storing
+  repos in ``.localhub/``; it is started here and stopped when the run ends;
+* its token goes into the Airflow connection ``huggingface_default`` (as an ``AIRFLOW_CONN_*`` variable of
+  this process, so it is never written to a file by us);
+* Hugging Face caches in ``.hf_home/``; artifacts in ``artifacts/<run id>/``.
+
+The run itself is ``dag.test(run_conf=...)``: the real scheduler loop and task runner, in one process.
+The last line printed is the outcome, in one of these forms::
+
+    OUTCOME: promoted <commit url> tag=<tag>
+    OUTCOME: not promoted: <reasons>
+    OUTCOME: failed at <task>: <message>
+
+Exit status 0 unless the run failed (1), or the conf was rejected before any work (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HUB_PORT = 8791
+
+
+def airflow_env(home: Path, artifacts: Path, hf_home: Path, hub_endpoint: str) -> dict[str, str]:
+    """Environment of a local Airflow + loopback Hub; must be in place before airflow/huggingface_hub import."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "RERANKER_ARTIFACTS_ROOT": str(artifacts),
+        "HF_ENDPOINT": hub_endpoint,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "TOKENIZERS_PARALLELISM": "false",
+        "WANDB_DISABLED": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+    }
+
+
+def hub_connection_env(token: str) -> dict[str, str]:
+    """The ``huggingface_default`` connection as an Airflow environment-variable connection."""
+    return {"AIRFLOW_CONN_HUGGINGFACE_DEFAULT": json.dumps({"conn_type": "generic", "password": token})}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def running_hub(root: Path, port: int) -> Iterator[str]:
+    """Start the loopback Hub emulator as a child process; stop it on exit."""
+    if _port_open(port):
+        raise SystemExit(f"port {port} is already in use: stop whatever listens there or set LOCALHUB_PORT")
+    log_path = root / "server.log"
+    root.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub_emulator", "serve", "--root", str(root), "--port", str(port)],
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the Hub emulator did not start; see {log_path}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> tuple[str, int]:
+    """The outcome line and exit status of a finished run, from its artifacts."""
+    failure = run_dir / "failure.json"
+    if failure.exists():
+        info = json.loads(failure.read_text())
+        lines = [line.strip() for line in (info.get("message") or "").splitlines() if line.strip()]
+        message = " ".join(lines) or info.get("error_type") or "unknown error"
+        return f"OUTCOME: failed at {info['task_id']}: {message}", 1
+    if dag_run_state != "success":
+        task = failed_tasks[0] if failed_tasks else "unknown task"
+        return f"OUTCOME: failed at {task}: run ended {dag_run_state}; see the task log above", 1
+    published = run_dir / "publish" / "publish.json"
+    if published.exists():
+        info = json.loads(published.read_text())
+        return f"OUTCOME: promoted {info['commit_url']} tag={info['tag']}", 0
+    decision = run_dir / "gate" / "decision.json"
+    if decision.exists():
+        info = json.loads(decision.read_text())
+        return f"OUTCOME: not promoted: {'; '.join(info['reasons'])}", 0
+    return "OUTCOME: failed at unknown task: the run succeeded but left no gate decision", 1
+
+
+def summary_lines(run_dir: Path) -> list[str]:
+    """What a person wants to see after a run: rows validated, metrics, decision, commit."""
+    lines = [f"artifacts: {run_dir}"]
+    failure = run_dir / "failure.json"
+    if failure.exists():
+        info = json.loads(failure.read_text())
+        lines.append(f"task {info['task_id']} failed ({info['error_type']}, try {info['try_number']}):")
+        lines.extend(f"  {line}" for line in (info.get("message") or "").splitlines())
+    validation = run_dir / "validate" / "validation.json"
+    if validation.exists():
+        info = json.loads(validation.read_text())
+        summary = info.get("summary", info)
+        lines.append(
+            f"validated: {summary.get('rows')} rows, {summary.get('queries')} queries, "
+            f"success={summary.get('success')}"
+        )
+    metrics_path = run_dir / "evaluate" / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        lines.append(f"eval queries: {metrics['eval_queries']}")
+        for name in ("candidate", "base", "champion"):
+            values = metrics.get(name)
+            if values:
+                lines.append(f"{name:>9}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        if not metrics.get("champion"):
+            lines.append(" champion: none")
+    decision_path = run_dir / "gate" / "decision.json"
+    if decision_path.exists():
+        decision = json.loads(decision_path.read_text())
+        lines.append(f"gate: {'promote' if decision['promote'] else 'reject'}")
+        lines.extend(f"  - {reason}" for reason in decision["reasons"])
+    published = run_dir / "publish" / "publish.json"
+    if published.exists():
+        info = json.loads(published.read_text())
+        lines.append(f"hub commit: {info['commit_url']}")
+        lines.append(f"hub tag: {info['tag']}")
+    return lines
+
+
+def load_conf(conf: str | None, conf_file: str | None) -> dict[str, Any]:
+    if conf and conf_file:
+        raise SystemExit("give CONF or CONF_FILE, not both")
+    text = Path(conf_file).read_text() if conf_file else (conf or "{}")
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"conf is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SystemExit("conf must be a JSON object")
+    return value
+
+
+def run_once(conf: Mapping[str, Any], home: Path, mark_success_pattern: str | None = None) -> tuple[str, int, str]:
+    """Run the DAG once with ``dag.test`` (Airflow env already in ``os.environ``).
+
+    Returns:
+        ``(outcome line, exit status, run id)``.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    from airflow.dag_processing.dagbag import DagBag
+
+    from reranker_tasks.paths import RunPaths
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "reranker_retrain.py"))
+    if bag.import_errors:
+        raise SystemExit(f"the DAG does not import: {bag.import_errors}")
+    dag = bag.get_dag("reranker_retrain")
+    dag_run = dag.test(run_conf=dict(conf), mark_success_pattern=mark_success_pattern)
+    run_dir = RunPaths.for_run(dag_run.run_id).run_dir
+    failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
+    outcome, status = read_outcome(run_dir, str(dag_run.state), failed)
+    print("\n".join(summary_lines(run_dir)))
+    return outcome, status, dag_run.run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conf", default=os.environ.get("CONF") or None, help="DAG-run conf as a JSON object")
+    parser.add_argument("--conf-file", default=os.environ.get("CONF_FILE") or None, help="file holding the conf")
+    args = parser.parse_args(argv)
+
+    conf = load_conf(args.conf, args.conf_file)
+    sys.path.insert(0, str(ROOT))
+    from reranker_tasks.config import load_run_config
+    from reranker_tasks.errors import ConfigError
+
+    try:
+        load_run_config(conf)  # reject a bad conf before starting anything
+    except ConfigError as exc:
+        print(f"conf rejected: {exc}")
+        print(f"OUTCOME: failed at conf: {exc}")
+        return 2
+
+    port = int(os.environ.get("LOCALHUB_PORT", DEFAULT_HUB_PORT))
+    hub_root = ROOT / ".localhub"
+    with running_hub(hub_root, port) as endpoint:
+        from hub_emulator.storage import ensure_token
+
+        os.environ.update(
+            airflow_env(ROOT / ".airflow", ROOT / "artifacts", ROOT / ".hf_home", endpoint)
+        )
+        os.environ.update(hub_connection_env(ensure_token(hub_root)))
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        outcome, status, _ = run_once(conf, ROOT / ".airflow")
+    print(outcome, flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
