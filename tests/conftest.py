@@ -40,6 +40,18 @@ os.environ.pop("HF_TOKEN", None)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# Airflow reads its configuration at import, too: a private AIRFLOW_HOME with a SQLite DB per session.
+from scripts.run_dag import airflow_env  # noqa: E402  (stdlib-only module)
+
+os.environ.update(
+    airflow_env(
+        home=_SESSION_TMP / "airflow",
+        artifacts=_SESSION_TMP / "artifacts",
+        hf_home=_SESSION_TMP / "hf_home",
+        hub_endpoint=os.environ["HF_ENDPOINT"],
+    )
+)
+
 
 @dataclass(frozen=True)
 class LocalHub:
@@ -65,3 +77,13 @@ def local_hub() -> Iterator[LocalHub]:
 @pytest.fixture(scope="session")
 def session_tmp() -> Path:
     return _SESSION_TMP
+
+
+@pytest.fixture(scope="session")
+def airflow_local(local_hub: LocalHub) -> Iterator[Path]:
+    """A migrated SQLite metadata DB and the Hub connection, for dag.test() runs in this process."""
+    from scripts.run_dag import hub_connection_env, migrate_db
+
+    migrate_db()
+    os.environ.update(hub_connection_env(local_hub.token))
+    yield Path(os.environ["RERANKER_ARTIFACTS_ROOT"])

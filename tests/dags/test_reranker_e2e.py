@@ -1,0 +1,151 @@
+"""End to end: the DAG runs through Airflow (``dag.test``) against the loopback Hub emulator.
+
+One tiny BERT and one data set are shared by the module; the runs build on each other the way a
+team's weekly runs do: the first promotes, the second meets that champion and is rejected, a bad
+file stops at validate, and nothing of the failed runs reaches the Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.support import build_tiny_bert, learnable_pairs, write_pairs
+
+pytestmark = pytest.mark.slow
+REPO = "local/e2e-reranker"
+
+
+@pytest.fixture(scope="module")
+def e2e_inputs(tmp_path_factory, airflow_local):
+    folder = tmp_path_factory.mktemp("e2e")
+    frame = learnable_pairs()
+    source = write_pairs(frame, folder / "pairs.csv")
+    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
+    conf = {
+        "source_path": str(source),
+        "base_model": str(base),
+        "epochs": 3.0,
+        "learning_rate": 3e-3,
+        "batch_size": 16,
+        "max_length": 64,
+        "warmup_ratio": 0.05,
+        "min_eval_queries": 5,
+        "hub_repo_id": REPO,
+    }
+    return {"conf": conf, "frame": frame, "folder": folder}
+
+
+def _run(conf: dict) -> tuple[str, int, str, Path]:
+    from reranker_tasks.paths import RunPaths
+    from scripts.run_dag import run_once
+
+    outcome, status, run_id = run_once(conf)
+    return outcome, status, run_id, RunPaths.for_run(run_id).run_dir
+
+
+def _main_commits(local_hub) -> list:
+    from huggingface_hub import HfApi
+
+    return list(HfApi(token=local_hub.token).list_repo_commits(REPO, revision="main"))
+
+
+def _task_tries(run_id: str) -> dict[str, tuple[str, int]]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.run_id == run_id).all()
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in tis}
+
+
+def test_first_run_promotes_and_the_pushed_model_ranks_by_its_tag(e2e_inputs, local_hub) -> None:
+    from huggingface_hub import HfApi, hf_hub_download
+    from sentence_transformers import CrossEncoder
+
+    outcome, status, run_id, run_dir = _run(e2e_inputs["conf"])
+    assert status == 0, outcome
+    match = re.fullmatch(r"OUTCOME: promoted (\S+) tag=(run-\d{8}T\d{6}Z-[0-9a-f]{8})", outcome)
+    assert match, outcome
+    commit_url, tag = match.groups()
+
+    extracted = json.loads((run_dir / "extract" / "manifest.json").read_text())
+    assert tag.endswith(extracted["fingerprint"][:8])
+    published = json.loads((run_dir / "publish" / "publish.json").read_text())
+    assert commit_url.endswith(published["commit_sha"])
+
+    api = HfApi(token=local_hub.token)
+    refs = api.list_repo_refs(REPO)
+    assert {t.name: t.target_commit for t in refs.tags}[tag] == published["commit_sha"]
+    head = _main_commits(local_hub)[0]
+    assert head.commit_id == published["commit_sha"]
+    assert run_id in head.title and "ndcg@10" in head.title
+    files = set(api.list_repo_files(REPO, revision=tag))
+    assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= files
+    assert not any("checkpoint" in f or f.endswith((".bin", ".pt", ".pkl")) for f in files)
+
+    # Reload from the Hub by tag: the relevant document comes first for a query.
+    model = CrossEncoder(REPO, revision=tag)
+    query = "how to fix invoice"
+    docs = [
+        "open the invoice page and follow the invoice steps",
+        "password release notes from last year",
+        "webhook release notes from last year",
+        "calendar release notes from last year",
+    ]
+    ranked = model.rank(query, docs)
+    assert ranked[0]["corpus_id"] == 0
+
+    # The card: sentence-transformers' sections plus ours, and no training text.
+    card = Path(hf_hub_download(REPO, "README.md", revision=tag)).read_text()
+    for heading in ("## Evaluation", "## Data Validation", "## Promotion Decision", "## Lineage",
+                    "## Training Details", "### Framework Versions", "BinaryCrossEntropyLoss"):
+        assert heading in card, heading
+    assert extracted["fingerprint"] in card and run_id in card
+    assert "model-index" in card
+    for text in set(e2e_inputs["frame"]["query"]) | set(e2e_inputs["frame"]["document"]):
+        assert text not in card
+    assert local_hub.token not in card
+
+
+def test_second_run_meets_the_champion_and_is_not_promoted(e2e_inputs, local_hub) -> None:
+    before = _main_commits(local_hub)
+    outcome, status, run_id, run_dir = _run(e2e_inputs["conf"])
+    assert status == 0, outcome
+    assert outcome.startswith("OUTCOME: not promoted: beats_champion"), outcome
+    metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
+    assert metrics["champion"] is not None and metrics["champion_commit"] == before[0].commit_id
+    tries = _task_tries(run_id)
+    assert tries["gate"][0] == "success"
+    assert tries["model_card"][0] == "skipped" and tries["publish"][0] == "skipped"
+    assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]
+
+
+def test_bad_labels_fail_at_validate_without_retry_and_push_nothing(e2e_inputs, local_hub) -> None:
+    before = _main_commits(local_hub)
+    bad = e2e_inputs["frame"].copy()
+    bad.loc[3, "label"] = 5.0
+    bad.loc[7, "label"] = float("nan")
+    source = write_pairs(bad, e2e_inputs["folder"] / "bad.csv")
+    outcome, status, run_id, run_dir = _run({**e2e_inputs["conf"], "source_path": str(source)})
+    assert status == 1
+    assert outcome.startswith("OUTCOME: failed at validate: data validation failed"), outcome
+    assert "expect_column_values_to_be_between(label" in outcome and "source rows [4]" in outcome
+    assert "expect_column_values_to_not_be_null(label" in outcome and "source rows [8]" in outcome
+    tries = _task_tries(run_id)
+    assert tries["validate"] == ("failed", 1), "a data error must not be retried"
+    assert "train" not in tries or tries["train"][0] in ("upstream_failed", "None")
+    assert not (run_dir / "train").exists()
+    assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]
+
+
+def test_unknown_conf_key_fails_before_any_work(e2e_inputs) -> None:
+    outcome, status, run_id, run_dir = _run({**e2e_inputs["conf"], "epoch": 3})
+    assert status == 1
+    assert outcome.startswith("OUTCOME: failed at extract: unknown conf key(s) ['epoch']"), outcome
+    assert _task_tries(run_id)["extract"] == ("failed", 1)
+    assert not (run_dir / "extract" / "pairs.parquet").exists()

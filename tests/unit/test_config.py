@@ -1,0 +1,365 @@
+"""Unit tests of the run configuration: strict types, bounds, unknown keys, the ``bundled:`` alias.
+
+The module docstring is the spec: a flat conf is routed to the step configs, unknown keys are rejected
+with the list of accepted ones, ``"3"`` is not an int, ``true`` is not a number, floats accept ints,
+and everything is checked *before any work*.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, fields
+from typing import Any, get_type_hints
+
+import pytest
+
+from reranker_tasks.config import (
+    BUNDLED_DATA_DIR,
+    SAMPLE_DATA,
+    STEP_CONFIGS,
+    ExtractConfig,
+    PublishConfig,
+    RunConfig,
+    conf_keys,
+    load_run_config,
+)
+from reranker_tasks.errors import ConfigError, PermanentError
+
+KEYS = conf_keys()
+INT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is int)
+FLOAT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is float)
+STR_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is str)
+BOOL_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is bool)
+
+
+def _raises_naming(conf: dict[str, Any], key: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_run_config(conf)
+    assert key in str(info.value), f"message does not name {key!r}: {info.value}"
+    return info.value
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+@pytest.mark.parametrize("conf", [None, {}])
+def test_defaults_load(conf: dict[str, Any] | None) -> None:
+    config = load_run_config(conf)
+    assert config == RunConfig()
+    assert config.extract.source_path == SAMPLE_DATA
+    assert config.extract.resolved_source().is_file()
+    assert config.gate.min_gain == 0.005
+    assert config.publish.hub_repo_id == "local/support-reranker"
+
+
+def test_the_key_families_are_the_expected_ones() -> None:
+    # Guards the parametrised type tests below: every key has one of the four supported types.
+    assert set(KEYS) == set(INT_KEYS) | set(FLOAT_KEYS) | set(STR_KEYS) | set(BOOL_KEYS)
+    assert {"min_rows", "seed", "batch_size", "max_length", "eval_batch_size", "min_eval_queries"} <= set(INT_KEYS)
+    assert {"eval_fraction", "epochs", "learning_rate", "warmup_ratio", "min_ndcg", "min_gain"} <= set(FLOAT_KEYS)
+    assert {"source_path", "source_format", "base_model", "hub_repo_id"} <= set(STR_KEYS)
+    assert BOOL_KEYS == ["private"]
+
+
+def test_config_error_is_permanent_and_a_value_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run_config({"epochs": "3"})
+    assert isinstance(info.value, PermanentError)
+    assert isinstance(info.value, ValueError)
+
+
+# --------------------------------------------------------------------------- types
+
+
+@pytest.mark.parametrize("key", INT_KEYS)
+@pytest.mark.parametrize("value", ["3", True, False, 1.5, 3.0, None, math.nan, math.inf, [3]], ids=repr)
+def test_int_keys_reject_non_integers(key: str, value: Any) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("value", ["0.1", True, False, None, [0.1]], ids=repr)
+def test_float_keys_reject_non_numbers(key: str, value: Any) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=repr)
+def test_float_keys_reject_nan_and_inf(key: str, value: float) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize("key", STR_KEYS)
+@pytest.mark.parametrize("value", [3, 1.5, True, None, ["x"]], ids=repr)
+def test_str_keys_reject_non_strings(key: str, value: Any) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", "false", None], ids=repr)
+def test_bool_key_rejects_non_booleans(value: Any) -> None:
+    _raises_naming({"private": value}, "private")
+
+
+def test_bool_key_accepts_booleans() -> None:
+    assert load_run_config({"private": True}).publish.private is True
+    assert load_run_config({"private": False}).publish.private is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "step", "expected"),
+    [
+        ("epochs", 3, "train", 3.0),
+        ("min_ndcg", 1, "gate", 1.0),
+        ("min_gain", 0, "gate", 0.0),
+        ("warmup_ratio", 0, "train", 0.0),
+        ("learning_rate", 1, "train", 1.0),
+    ],
+)
+def test_float_keys_accept_ints(key: str, value: int, step: str, expected: float) -> None:
+    got = getattr(getattr(load_run_config({key: value}), step), key)
+    assert got == expected
+    assert type(got) is float
+
+
+def test_int_for_float_is_not_confused_with_bool() -> None:
+    _raises_naming({"min_ndcg": True}, "min_ndcg")
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("min_rows", 0),
+        ("min_rows", -5),
+        ("eval_fraction", 0.0),
+        ("eval_fraction", 0.005),
+        ("eval_fraction", 0.95),
+        ("eval_fraction", 1),
+        ("seed", -1),
+        ("seed", 2**32),
+        ("epochs", 0),
+        ("epochs", -1.0),
+        ("epochs", 101),
+        ("learning_rate", 0),
+        ("learning_rate", 1e-9),
+        ("learning_rate", 1.5),
+        ("batch_size", 0),
+        ("batch_size", 4097),
+        ("warmup_ratio", -0.1),
+        ("warmup_ratio", 0.51),
+        ("max_length", 7),
+        ("max_length", 8193),
+        ("eval_batch_size", 0),
+        ("eval_batch_size", 4097),
+        ("min_ndcg", -0.01),
+        ("min_ndcg", 1.01),
+        ("min_gain", -0.001),
+        ("min_gain", 1.5),
+        ("min_eval_queries", 0),
+        ("min_eval_queries", -1),
+    ],
+)
+def test_out_of_range_values_are_rejected(key: str, value: float) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "step"),
+    [
+        ("eval_fraction", 0.01, "split"),
+        ("eval_fraction", 0.9, "split"),
+        ("seed", 0, "split"),
+        ("seed", 2**32 - 1, "split"),
+        ("warmup_ratio", 0.0, "train"),
+        ("warmup_ratio", 0.5, "train"),
+        ("min_ndcg", 0.0, "gate"),
+        ("min_ndcg", 1.0, "gate"),
+        ("min_gain", 0.0, "gate"),
+        ("min_rows", 1, "validate"),
+        ("min_eval_queries", 1, "gate"),
+        ("batch_size", 4096, "train"),
+        ("max_length", 8, "train"),
+    ],
+)
+def test_range_bounds_are_inclusive(key: str, value: float, step: str) -> None:
+    assert getattr(getattr(load_run_config({key: value}), step), key) == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("source_format", "xml"),
+        ("source_format", "CSV"),
+        ("source_path", ""),
+        ("source_path", "   "),
+        ("base_model", ""),
+        ("base_model", "  "),
+    ],
+)
+def test_bad_strings_are_rejected(key: str, value: str) -> None:
+    _raises_naming({key: value}, key)
+
+
+def test_seed_is_routed_to_split_and_train() -> None:
+    config = load_run_config({"seed": 7})
+    assert config.split.seed == 7
+    assert config.train.seed == 7
+
+
+# --------------------------------------------------------------------------- unknown keys
+
+
+def test_unknown_key_is_named_with_the_accepted_keys() -> None:
+    error = _raises_naming({"epoch": 3}, "epoch")
+    message = str(error)
+    assert "'epoch'" in message
+    for key in KEYS:
+        assert key in message, f"accepted key {key!r} missing from: {message}"
+
+
+def test_every_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run_config({"epoch": 3, "learningrate": 0.1, "epochs": 2})
+    message = str(info.value)
+    assert "'epoch'" in message
+    assert "'learningrate'" in message
+
+
+def test_unknown_key_is_rejected_before_type_errors_elsewhere() -> None:
+    # A typo must never silently fall back to a default, whatever else is in the conf.
+    with pytest.raises(ConfigError, match="min_gian"):
+        load_run_config({"min_gian": 0.02})
+
+
+# --------------------------------------------------------------------------- to_conf / conf_keys
+
+
+def test_to_conf_round_trips_defaults() -> None:
+    config = load_run_config({})
+    assert load_run_config(config.to_conf()) == config
+
+
+def test_to_conf_round_trips_non_defaults() -> None:
+    conf = {
+        "source_format": "csv",
+        "min_rows": 5,
+        "eval_fraction": 0.3,
+        "seed": 7,
+        "epochs": 2.5,
+        "learning_rate": 1e-4,
+        "batch_size": 8,
+        "warmup_ratio": 0.2,
+        "max_length": 128,
+        "eval_batch_size": 32,
+        "min_ndcg": 0.6,
+        "min_gain": 0.01,
+        "min_eval_queries": 20,
+        "hub_repo_id": "acme/reranker",
+        "private": True,
+    }
+    config = load_run_config(conf)
+    flat = config.to_conf()
+    for key, value in conf.items():
+        assert flat[key] == value
+    assert load_run_config(flat) == config
+
+
+def test_to_conf_has_exactly_the_accepted_keys() -> None:
+    assert set(RunConfig().to_conf()) == set(KEYS)
+
+
+def test_conf_keys_cover_every_step_field_with_its_type_and_default() -> None:
+    for step, cls in STEP_CONFIGS.items():
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            assert f.name in KEYS, f"{step}.{f.name} is not an accepted conf key"
+            key_type, key_default = KEYS[f.name]
+            # A key shared by two steps (seed) must agree in type and default in both.
+            assert key_type is hints[f.name], f"{step}.{f.name}: type {hints[f.name]} vs conf_keys {key_type}"
+            if f.default is not MISSING:
+                assert key_default == f.default, f"{step}.{f.name}: default {f.default!r} vs {key_default!r}"
+
+
+def test_step_configs_are_the_run_config_fields() -> None:
+    assert list(STEP_CONFIGS) == [f.name for f in fields(RunConfig)]
+    assert list(STEP_CONFIGS) == ["extract", "validate", "split", "train", "evaluate", "gate", "publish"]
+
+
+# --------------------------------------------------------------------------- bundled alias
+
+
+def test_bundled_alias_resolves_inside_the_package() -> None:
+    config = ExtractConfig(source_path=SAMPLE_DATA)
+    path = config.resolved_source()
+    assert path.is_file()
+    assert path.parent == BUNDLED_DATA_DIR
+    assert path.name == "support_pairs.csv"
+
+
+@pytest.mark.parametrize(
+    "alias",
+    ["bundled:nope.csv", "bundled:", "bundled:../config.py", "bundled:sub/x.csv", "bundled:.hidden.csv", "bundled:.."],
+)
+def test_bad_bundled_alias_is_rejected(alias: str) -> None:
+    _raises_naming({"source_path": alias}, "source_path")
+
+
+def test_plain_path_is_not_checked_at_config_time(tmp_path: Any) -> None:
+    # A missing plain file is a data problem reported by extract (DataError), not a config error.
+    config = load_run_config({"source_path": str(tmp_path / "later.csv")})
+    assert config.extract.resolved_source() == tmp_path / "later.csv"
+
+
+def test_plain_path_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_run_config({"source_path": "~/pairs.csv"})
+    assert config.extract.resolved_source() == tmp_path / "pairs.csv"
+
+
+# --------------------------------------------------------------------------- hub_repo_id
+
+
+@pytest.mark.parametrize(
+    "repo_id",
+    ["local/support-reranker", "my-org/model.v2", "A1/b_c", "acme/reranker-2026", "a/" + "x" * 96],
+)
+def test_valid_hub_repo_ids_are_accepted(repo_id: str) -> None:
+    assert load_run_config({"hub_repo_id": repo_id}).publish.hub_repo_id == repo_id
+
+
+@pytest.mark.parametrize(
+    "repo_id",
+    [
+        "",
+        "model",  # no namespace
+        "a/b/c",
+        "/b",
+        "a/",
+        "a b/c",
+        "a/b c",
+        "../x",
+        "a/..",
+        "a/b..c",
+        "-a/b",
+        "a/-b",
+        "a/" + "x" * 97,
+        "https://huggingface.co/a/b",
+        # Ids the Hub itself rejects (huggingface_hub.utils.validate_repo_id): they would pass the config,
+        # train for hours, and only fail at publish time.
+        "a/b\n",  # trailing newline (regex `$` matches before a final newline)
+        "a/b--c",
+        "a/b-",
+        "a/b.",
+        "a/b.git",
+    ],
+    ids=repr,
+)
+def test_bad_hub_repo_ids_are_rejected(repo_id: str) -> None:
+    _raises_naming({"hub_repo_id": repo_id}, "hub_repo_id")
+
+
+def test_publish_config_validates_on_direct_construction() -> None:
+    with pytest.raises(ConfigError, match="hub_repo_id"):
+        PublishConfig(hub_repo_id="no-namespace")
