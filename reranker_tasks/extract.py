@@ -20,6 +20,8 @@ Nothing is coerced silently: CSV labels are parsed from text, but a label that i
 
 from __future__ import annotations
 
+import codecs
+import csv
 import hashlib
 import logging
 import os
@@ -147,9 +149,17 @@ def read_source(source: Path, fmt: str) -> tuple[pd.DataFrame, int, list[str]]:
     Returns:
         ``(frame, source_rows, dropped_columns)``; the frame has the present required columns plus ``source_row``.
     """
+    line_numbers: list[int] | None = None
+    if fmt in ("csv", "jsonl", "triplets"):
+        _check_utf8(source)
+    if fmt == "csv":
+        _check_csv_shape(source)
+    elif fmt in ("jsonl", "triplets"):
+        line_numbers = _nonblank_line_numbers(source)
     try:
         if fmt == "csv":
-            raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8", on_bad_lines="error")
+            # Every column as text and no "NA"/"null" → NaN guessing: a query "NA" is a query.
+            raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig", on_bad_lines="error")
             typed_labels = False
         elif fmt in ("jsonl", "triplets"):
             raw = pd.read_json(source, lines=True, dtype=False, encoding="utf-8", encoding_errors="strict")
@@ -171,7 +181,10 @@ def read_source(source: Path, fmt: str) -> tuple[pd.DataFrame, int, list[str]]:
 
     source_rows = len(raw)
     raw = raw.reset_index(drop=True)
-    raw["source_row"] = np.arange(1, source_rows + 1, dtype="int64")
+    if line_numbers is not None and len(line_numbers) == source_rows:
+        raw["source_row"] = np.asarray(line_numbers, dtype="int64")  # JSONL: the line, blank lines counted
+    else:
+        raw["source_row"] = np.arange(1, source_rows + 1, dtype="int64")
     if fmt == "triplets":
         return _expand_triplets(raw, source), source_rows, sorted(
             str(c) for c in raw.columns if c not in _TRIPLET_KEYS | {"source_row"}
@@ -261,6 +274,61 @@ def _label_column(values: pd.Series, parse_text: bool) -> pd.Series:
     if non_null.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
         return values.astype("float64")
     return values.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("string")
+
+
+def _check_utf8(source: Path) -> None:
+    """Fail on the first invalid UTF-8 byte, naming its offset in the file.
+
+    Checked before parsing because parsers decode in blocks and report offsets within a block.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = pending = 0
+    with source.open("rb") as handle:
+        try:
+            while chunk := handle.read(1 << 20):
+                pending = len(decoder.getstate()[0])
+                decoder.decode(chunk)
+                offset += len(chunk)
+            pending = len(decoder.getstate()[0])
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            position = offset - pending + exc.start
+            raise DataError(
+                f"{source}: not valid UTF-8 at byte offset {position} ({exc.reason}); re-export the file as UTF-8"
+            ) from exc
+
+
+def _check_csv_shape(source: Path) -> None:
+    """Every record has as many fields as the header.
+
+    pandas does not reliably refuse a wider row: when the first data row (or every row) has one field
+    more than the header, it silently takes the first column as the index and shifts the rest.
+    """
+    with source.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise DataError(f"{source}: empty CSV file (no header row)")
+            width = len(header)
+            data_row = 0
+            for record in reader:
+                if not record:
+                    continue  # blank line: skipped by the parser too
+                data_row += 1
+                if len(record) != width:
+                    raise DataError(
+                        f"{source}: data row {data_row} (line {reader.line_num}) has {len(record)} fields, "
+                        f"the header has {width}; quote fields that contain commas"
+                    )
+        except csv.Error as exc:
+            raise DataError(f"{source}: malformed CSV at line {reader.line_num}: {exc}") from exc
+
+
+def _nonblank_line_numbers(source: Path) -> list[int]:
+    """1-based numbers of the non-blank lines (the JSON records) of a JSONL file."""
+    with source.open("rb") as handle:
+        return [number for number, line in enumerate(handle, start=1) if line.strip()]
 
 
 def _looks_like_triplets(source: Path) -> bool:

@@ -9,6 +9,9 @@ Rules (all must hold; every failing rule is reported, not just the first):
 4. NDCG@10 >= the untuned base model's (fine-tuning must not make things worse);
 5. when a champion exists: NDCG@10 >= champion + ``min_gain``. The margin is absolute, so it stays
    satisfiable near a perfect score (a relative margin over 0.99 would ask for more than 1.0).
+
+A base or champion score that is not a finite number fails its rule: a comparison that could not be made
+is not a comparison that was won, and production is never replaced on a broken measurement.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reranker_tasks.config import GateConfig
-from reranker_tasks.paths import write_json_atomic
+from reranker_tasks.paths import json_safe, write_json_atomic
 
 DECISION_FILE = "decision.json"
 
@@ -35,9 +38,10 @@ class GateDecision:
     champion: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        payload = asdict(self)
+        """Strict-JSON dict (a non-finite score becomes None; the rule details still say ``nan``)."""
+        payload = json_safe(asdict(self))
         payload["reasons"] = list(self.reasons)
-        payload["checks"] = list(self.checks)
+        payload["checks"] = [dict(c) for c in self.checks]
         return payload
 
 
@@ -72,13 +76,13 @@ def decide_promotion(metrics: dict[str, Any], config: GateConfig) -> GateDecisio
         f"{n_eval} eval queries (need >= {config.min_eval_queries})",
     )
     check("min_ndcg", finite and candidate >= config.min_ndcg, f"candidate {candidate:.4f} vs floor {config.min_ndcg:.4f}")
-    base_ok = finite and (not math.isfinite(base) or candidate >= base)
-    check("beats_base", base_ok, f"candidate {candidate:.4f} vs untuned base {base:.4f}")
+    check("beats_base", finite and math.isfinite(base) and candidate >= base,
+          f"candidate {candidate:.4f} vs untuned base {base:.4f}")
     if champion is not None:
         needed = champion + config.min_gain
         check(
             "beats_champion",
-            finite and (not math.isfinite(champion) or candidate >= needed),
+            finite and math.isfinite(champion) and candidate >= needed,
             f"candidate {candidate:.4f} vs champion {champion:.4f} + min_gain {config.min_gain:.4f} = {needed:.4f}",
         )
     else:

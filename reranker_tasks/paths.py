@@ -8,6 +8,7 @@ defaults to ``./artifacts`` in the project folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -52,13 +53,24 @@ class RunPaths:
         return path
 
 
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinities by None, recursively: strict JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write JSON through a temp file and ``os.replace``: readers never see half a file."""
+    """Write strict JSON (NaN → null) through a temp file and ``os.replace``: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            json.dump(json_safe(payload), handle, indent=2, sort_keys=True, default=str, allow_nan=False)
             handle.write("\n")
         os.replace(tmp, path)
     except BaseException:

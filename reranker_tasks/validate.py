@@ -38,8 +38,8 @@ from reranker_tasks.paths import write_json_atomic
 
 if TYPE_CHECKING:
     import great_expectations as gx
-    import great_expectations.expectations as gxe
     from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.expectations.expectation import Expectation
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ ROWS_IN_MESSAGE = 5
 ROWS_IN_REPORT = 20
 
 #: A label written as text must read as a number (the extract step strips CSV labels the same way).
-NUMBER_TEXT = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER_TEXT = r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 BLANK_TEXT = r"^\s*$"
 NUMERIC_TYPES = ("float64", "float32", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8")
 #: Checks that only make sense on a numeric label column.
@@ -130,16 +130,44 @@ def pairs_suite(
     Returns:
         The suite, and the checks left out because a column they need is missing or not numeric.
     """
-    gx, gxe = _import_gx()
+    _quiet_gx()
+    import great_expectations as gx
+
+    # From their defining modules: ``great_expectations.expectations`` re-exports them without ``__all__``,
+    # which ``mypy --strict`` (no implicit re-export) rejects.
+    from great_expectations.expectations.core.expect_column_max_to_be_between import ExpectColumnMaxToBeBetween
+    from great_expectations.expectations.core.expect_column_min_to_be_between import ExpectColumnMinToBeBetween
+    from great_expectations.expectations.core.expect_column_values_to_be_between import (
+        ExpectColumnValuesToBeBetween,
+    )
+    from great_expectations.expectations.core.expect_column_values_to_be_in_type_list import (
+        ExpectColumnValuesToBeInTypeList,
+    )
+    from great_expectations.expectations.core.expect_column_values_to_match_regex import (
+        ExpectColumnValuesToMatchRegex,
+    )
+    from great_expectations.expectations.core.expect_column_values_to_not_be_null import (
+        ExpectColumnValuesToNotBeNull,
+    )
+    from great_expectations.expectations.core.expect_column_values_to_not_match_regex import (
+        ExpectColumnValuesToNotMatchRegex,
+    )
+    from great_expectations.expectations.core.expect_table_columns_to_match_set import (
+        ExpectTableColumnsToMatchSet,
+    )
+    from great_expectations.expectations.core.expect_table_row_count_to_be_between import (
+        ExpectTableRowCountToBeBetween,
+    )
+
     present = set(columns)
     label_numeric = "label" in present and _is_numeric(label_dtype)
-    expectations: list[gxe.Expectation] = []
+    expectations: list[Expectation] = []
     skipped: list[SkippedCheck] = []
 
     def add(
-        cls: type[gxe.Expectation], check: str, describe: str, notes: str, needs: str | None = None, **kwargs: Any
+        cls: type[Expectation], check: str, describe: str, notes: str, needs: str | None = None, **kwargs: Any
     ) -> None:
-        expectation_type = cls.expectation_type  # type: ignore[attr-defined]
+        expectation_type = str(cls.expectation_type)
         if needs is not None and needs not in present:
             skipped.append(SkippedCheck(check, expectation_type, needs, f"column {needs!r} is missing"))
         elif needs == "label" and check in _NUMERIC_LABEL_CHECKS and not label_numeric:
@@ -148,7 +176,7 @@ def pairs_suite(
             expectations.append(cls(meta={"check": check, "describe": describe}, notes=notes, **kwargs))
 
     add(
-        gxe.ExpectTableColumnsToMatchSet,
+        ExpectTableColumnsToMatchSet,
         "columns",
         ", ".join(EXPECTED_COLUMNS),
         "The snapshot holds exactly query, document, label and source_row.",
@@ -156,14 +184,14 @@ def pairs_suite(
         exact_match=True,
     )
     add(
-        gxe.ExpectTableRowCountToBeBetween,
+        ExpectTableRowCountToBeBetween,
         "row_count",
         f"min {config.min_rows}",
         "Enough pairs to train on; a zero-row frame would pass every column expectation.",
         min_value=config.min_rows,
     )
     add(
-        gxe.ExpectColumnValuesToBeInTypeList,
+        ExpectColumnValuesToBeInTypeList,
         "label_numeric",
         "label, numeric",
         "Labels are numbers (BCE targets).",
@@ -173,7 +201,7 @@ def pairs_suite(
     )
     if "label" in present and isinstance(label_dtype, pd.StringDtype):
         add(
-            gxe.ExpectColumnValuesToMatchRegex,
+            ExpectColumnValuesToMatchRegex,
             "label_number_text",
             "label, a number",
             "A text label column: names the rows whose text is not a number.",
@@ -182,7 +210,7 @@ def pairs_suite(
             regex=NUMBER_TEXT,
         )
     add(
-        gxe.ExpectColumnValuesToNotBeNull,
+        ExpectColumnValuesToNotBeNull,
         "label_not_null",
         "label",
         "Every pair has a label; NaN counts as null.",
@@ -190,7 +218,7 @@ def pairs_suite(
         column="label",
     )
     add(
-        gxe.ExpectColumnValuesToBeBetween,
+        ExpectColumnValuesToBeBetween,
         "label_in_range",
         "label, 0..1",
         "BCE targets lie in [0, 1]; nulls are skipped here and caught by label_not_null.",
@@ -200,7 +228,7 @@ def pairs_suite(
         max_value=1,
     )
     add(
-        gxe.ExpectColumnMaxToBeBetween,
+        ExpectColumnMaxToBeBetween,
         "label_has_positive",
         f"label, max >= {POSITIVE_THRESHOLD}",
         "At least one positive pair (label >= 0.5).",
@@ -209,7 +237,7 @@ def pairs_suite(
         min_value=POSITIVE_THRESHOLD,
     )
     add(
-        gxe.ExpectColumnMinToBeBetween,
+        ExpectColumnMinToBeBetween,
         "label_has_negative",
         f"label, min < {POSITIVE_THRESHOLD}",
         "At least one negative pair (label < 0.5).",
@@ -220,7 +248,7 @@ def pairs_suite(
     )
     for column in ("query", "document"):
         add(
-            gxe.ExpectColumnValuesToNotBeNull,
+            ExpectColumnValuesToNotBeNull,
             f"{column}_not_null",
             column,
             f"Every pair has a {column}.",
@@ -228,7 +256,7 @@ def pairs_suite(
             column=column,
         )
         add(
-            gxe.ExpectColumnValuesToNotMatchRegex,
+            ExpectColumnValuesToNotMatchRegex,
             f"{column}_not_blank",
             f"{column}, blank",
             f"No empty or whitespace-only {column}; nulls are skipped here and caught by {column}_not_null.",
@@ -280,24 +308,6 @@ def validate_pairs(snapshot_path: Path, out_dir: Path, config: ValidateConfig) -
     statistics = _json_safe(dict(result.statistics))
     evaluated = int(statistics.get("evaluated_expectations", len(entries)))
     success = bool(result.success) and not failures
-    report = {
-        "suite": SUITE_NAME,
-        "success": success,
-        "snapshot_path": str(snapshot_path),
-        "config": {"min_rows": config.min_rows},
-        "columns": columns,
-        "row_numbers": row_numbering,
-        "statistics": statistics,
-        "summary": counts,
-        "expectations": entries,
-        "skipped": [
-            {"check": s.check, "expectation_type": s.expectation_type, "column": s.column, "reason": s.reason}
-            for s in skipped
-        ],
-        "failed": failures,
-    }
-    write_json_atomic(report_path, report)
-
     summary = ValidationSummary(
         success=success,
         rows=counts["rows"],
@@ -308,6 +318,23 @@ def validate_pairs(snapshot_path: Path, out_dir: Path, config: ValidateConfig) -
         failed=tuple(failures),
         report_path=str(report_path),
     )
+    report = {
+        "suite": SUITE_NAME,
+        "success": success,
+        "snapshot_path": str(snapshot_path),
+        "config": {"min_rows": config.min_rows},
+        "columns": columns,
+        "row_numbers": row_numbering,
+        "statistics": statistics,
+        "summary": summary.to_dict(),
+        "expectations": entries,
+        "skipped": [
+            {"check": s.check, "expectation_type": s.expectation_type, "column": s.column, "reason": s.reason}
+            for s in skipped
+        ],
+        "failed": failures,
+    }
+    write_json_atomic(report_path, report)
     if not success:
         log.error("validation failed: %d of %d expectation(s); report %s", len(failures), evaluated, report_path)
         raise DataValidationFailed(failures, str(report_path))
@@ -325,7 +352,8 @@ def validate_pairs(snapshot_path: Path, out_dir: Path, config: ValidateConfig) -
 
 def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> ExpectationSuiteValidationResult:
     """Run the suite on a whole-dataframe batch in a fresh ephemeral context, progress bars off."""
-    gx, _ = _import_gx()
+    _quiet_gx()
+    import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -344,16 +372,14 @@ def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> ExpectationSu
     return batch.validate(suite, result_format=result_format)
 
 
-def _import_gx() -> tuple[Any, Any]:
-    """Import GX on first use, quietened: it logs INFO lines per context and warns about its own imports."""
+def _quiet_gx() -> None:
+    """Import GX with its noise off: INFO lines per context, DeprecationWarnings from its own imports."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import great_expectations as gx
-        import great_expectations.expectations as gxe
+        import great_expectations  # noqa: F401
     # This module pins its own logger to INFO ("Created temporary directory ... for ephemeral docs site").
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-    return gx, gxe
 
 
 def _report_entry(result: Any, row_ids: np.ndarray) -> dict[str, Any]:
@@ -413,8 +439,7 @@ def _failure_line(entry: Mapping[str, Any], rows: int) -> str:
     if "unexpected_count" in entry:
         shown = entry.get("source_rows", [])[:ROWS_IN_MESSAGE]
         return (
-            f"{head}: {entry['unexpected_count']} of {entry.get('element_count', rows)} rows fail, "
-            f"source rows {shown}"
+            f"{head}: {entry['unexpected_count']} of {entry.get('element_count', rows)} rows fail, source rows {shown}"
         )
     return f"{head}: failed"
 

@@ -1,6 +1,7 @@
 """Run the retraining DAG once through Airflow on this machine (``make run`` / ``make demo``).
 
-Local set-up, all inside the project folder (no global state touched):
+Local set-up, all inside the project folder (no global state touched; ``RERANKER_LOCAL_STATE`` moves it
+elsewhere, which the tests use):
 
 * Airflow home ``.airflow/`` with a SQLite metadata DB (migrated on each start; a no-op when current);
 * the loopback Hub emulator (``python -m hub_emulator serve``) on ``LOCALHUB_PORT`` (default 8791), storing
@@ -173,19 +174,19 @@ def load_conf(conf: str | None, conf_file: str | None) -> dict[str, Any]:
     return value
 
 
-def run_once(conf: Mapping[str, Any], home: Path, mark_success_pattern: str | None = None) -> tuple[str, int, str]:
+def migrate_db() -> None:
+    """Create or upgrade the SQLite metadata DB (a no-op when it is current)."""
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -> tuple[str, int, str]:
     """Run the DAG once with ``dag.test`` (Airflow env already in ``os.environ``).
 
     Returns:
         ``(outcome line, exit status, run id)``.
     """
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
     from airflow.dag_processing.dagbag import DagBag
 
     from reranker_tasks.paths import RunPaths
@@ -221,16 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     port = int(os.environ.get("LOCALHUB_PORT", DEFAULT_HUB_PORT))
-    hub_root = ROOT / ".localhub"
+    state = Path(os.environ.get("RERANKER_LOCAL_STATE") or ROOT).resolve()
+    hub_root = state / ".localhub"
     with running_hub(hub_root, port) as endpoint:
         from hub_emulator.storage import ensure_token
 
-        os.environ.update(
-            airflow_env(ROOT / ".airflow", ROOT / "artifacts", ROOT / ".hf_home", endpoint)
-        )
+        os.environ.update(airflow_env(state / ".airflow", state / "artifacts", state / ".hf_home", endpoint))
         os.environ.update(hub_connection_env(ensure_token(hub_root)))
         os.environ.pop("HF_HUB_OFFLINE", None)
-        outcome, status, _ = run_once(conf, ROOT / ".airflow")
+        migrate_db()
+        outcome, status, _ = run_once(conf)
     print(outcome, flush=True)
     return status
 

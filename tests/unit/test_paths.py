@@ -149,10 +149,10 @@ def test_write_json_atomic_replaces_an_existing_file(tmp_path: Path) -> None:
 def test_write_json_atomic_failure_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "out.json"
     write_json_atomic(target, {"v": 1})
-    circular: dict[str, object] = {}
-    circular["self"] = circular
-    with pytest.raises(ValueError):
-        write_json_atomic(target, circular)
+    # A payload that fails half-way through serialisation (a non-string key deep inside).
+    unserialisable = {"a": 1, "b": {(1, 2): "tuple keys are not JSON"}}
+    with pytest.raises(TypeError):
+        write_json_atomic(target, unserialisable)
     assert read_json(target) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
