@@ -23,9 +23,9 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# System packages the test suite needs (we run as root here). None are needed yet beyond Python;
-# later suites add services (postgres, redis, chromium) to this list.
-SYSTEM_PACKAGES :=
+# System packages the test suite needs (we run as root here), installed only when missing:
+# docker-compose renders and checks docker-compose.yaml (no Docker engine needed for `config`).
+SYSTEM_PACKAGES := docker-compose
 system-packages:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

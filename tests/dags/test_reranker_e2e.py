@@ -112,6 +112,26 @@ def test_first_run_promotes_and_the_pushed_model_ranks_by_its_tag(e2e_inputs, lo
     assert local_hub.token not in card
 
 
+def test_the_token_is_in_no_artifact_log_or_commit(e2e_inputs, local_hub) -> None:
+    import base64
+    import os
+    from urllib.parse import quote
+
+    token = local_hub.token
+    forms = {token, quote(token, safe=""), base64.b64encode(token.encode()).decode()}
+    folders = [Path(os.environ["RERANKER_ARTIFACTS_ROOT"]), Path(os.environ["AIRFLOW_HOME"]) / "logs"]
+    scanned = 0
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix != ".safetensors":
+                data = path.read_bytes()
+                scanned += 1
+                assert not any(form.encode() in data for form in forms), path
+    assert scanned > 10
+    for commit in _main_commits(local_hub):
+        assert token not in (commit.message or "") and token not in commit.title
+
+
 def test_second_run_meets_the_champion_and_is_not_promoted(e2e_inputs, local_hub) -> None:
     before = _main_commits(local_hub)
     outcome, status, run_id, run_dir = _run(e2e_inputs["conf"])
