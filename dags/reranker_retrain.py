@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import (
     ExceptionRetryPolicy,
     Param,

@@ -189,8 +189,10 @@ def _validation_section(validation: dict[str, Any]) -> str:
     lines = [
         "## Data Validation",
         "",
-        f"Great Expectations suite: {validation.get('evaluated_expectations', 'n/a')} expectations evaluated, "
-        f"{'all passed' if validation.get('success') else 'some failed'}.",
+        (
+            f"Great Expectations suite: {validation.get('evaluated_expectations', 'n/a')} expectations evaluated, "
+            f"{'all passed' if validation.get('success') else 'some failed'}."
+        ),
         "",
         f"- Rows: {validation.get('rows', 'n/a')}",
         f"- Distinct queries: {validation.get('queries', 'n/a')}",
@@ -215,9 +217,11 @@ def _lineage_section(lineage: dict[str, Any]) -> str:
         "## Lineage",
         "",
         f"- Data fingerprint (sha256 of the pairs): `{lineage.get('data_fingerprint', 'n/a')}`",
-        f"- Pairs: {lineage.get('pairs', 'n/a')} ({lineage.get('train_pairs', 'n/a')} train / "
-        f"{lineage.get('eval_pairs', 'n/a')} eval; {lineage.get('train_queries', 'n/a')} / "
-        f"{lineage.get('eval_queries', 'n/a')} queries)",
+        (
+            f"- Pairs: {lineage.get('pairs', 'n/a')} ({lineage.get('train_pairs', 'n/a')} train / "
+            f"{lineage.get('eval_pairs', 'n/a')} eval; {lineage.get('train_queries', 'n/a')} / "
+            f"{lineage.get('eval_queries', 'n/a')} queries)"
+        ),
         f"- Source format: {lineage.get('source_format', 'n/a')}",
         f"- Base model: `{lineage.get('base_model', 'n/a')}`",
         f"- Airflow DAG: `{lineage.get('dag_id', 'n/a')}`, run `{lineage.get('run_id', 'n/a')}`",

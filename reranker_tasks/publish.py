@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class PublishResult:
 
 def run_tag(fingerprint: str, when: datetime | None = None) -> str:
     """``run-<UTC timestamp>-<first 8 of the data fingerprint>``, e.g. ``run-20261123T101500Z-3fa2b9c1``."""
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (when or datetime.now(UTC)).astimezone(UTC)
     return f"{_TAG_PREFIX}{when:%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
 
 

@@ -270,7 +270,7 @@ def _make_progress_callback() -> type:
     return _ProgressLog
 
 
-def ProgressLogCallback() -> Any:  # noqa: N802 - reads like the class it builds
+def ProgressLogCallback() -> Any:
     """A TrainerCallback logging progress (built lazily: importing transformers is slow)."""
     return _make_progress_callback()()
 

@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Airflow reads its configuration at import, too: a private AIRFLOW_HOME with a SQLite DB per session.
-from scripts.run_dag import airflow_env  # noqa: E402  (stdlib-only module)
+from scripts.run_dag import airflow_env
 
 os.environ.update(
     airflow_env(

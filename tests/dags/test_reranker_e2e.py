@@ -11,7 +11,6 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tests.support import build_tiny_bert, learnable_pairs, write_pairs

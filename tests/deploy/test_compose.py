@@ -180,7 +180,7 @@ def test_worker_listens_on_default_and_gpu_queues(services: dict[str, dict[str, 
 def test_worker_has_a_commented_gpu_reservation_example(raw: str) -> None:
     worker_block = raw.split("\n  airflow-worker:\n", 1)[1].split("\n  airflow-triggerer:\n", 1)[0]
     for line in ("deploy:", "reservations:", "driver: nvidia", "capabilities: [gpu]"):
-        assert re.search(r"^\s*#\s*(-\s*)?" + re.escape(line), worker_block, re.M), line
+        assert re.search(r"^\s*#\s*(-\s*)?" + re.escape(line), worker_block, re.MULTILINE), line
 
 
 # --- mounts and volumes -------------------------------------------------------------------------------
