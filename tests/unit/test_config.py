@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, fields
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 import pytest
 
@@ -30,6 +30,8 @@ INT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is int)
 FLOAT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is float)
 STR_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is str)
 BOOL_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is bool)
+DICT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is dict)
+LIST_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is list)
 
 
 def _raises_naming(conf: dict[str, Any], key: str) -> ConfigError:
@@ -53,12 +55,15 @@ def test_defaults_load(conf: dict[str, Any] | None) -> None:
 
 
 def test_the_key_families_are_the_expected_ones() -> None:
-    # Guards the parametrised type tests below: every key has one of the four supported types.
-    assert set(KEYS) == set(INT_KEYS) | set(FLOAT_KEYS) | set(STR_KEYS) | set(BOOL_KEYS)
+    # Guards the parametrised type tests below: every key has one of the supported types.
+    assert set(KEYS) == set(INT_KEYS) | set(FLOAT_KEYS) | set(STR_KEYS) | set(BOOL_KEYS) | set(DICT_KEYS) | set(
+        LIST_KEYS
+    )
+    assert DICT_KEYS == ["columns", "label_map"] and LIST_KEYS == ["validation_warnings"]
     assert {"min_rows", "seed", "batch_size", "max_length", "eval_batch_size", "min_eval_queries"} <= set(INT_KEYS)
     assert {"eval_fraction", "epochs", "learning_rate", "warmup_ratio", "min_ndcg", "min_gain"} <= set(FLOAT_KEYS)
     assert {"source_path", "source_format", "base_model", "hub_repo_id"} <= set(STR_KEYS)
-    assert BOOL_KEYS == ["private"]
+    assert BOOL_KEYS == ["private", "strict_columns"]
 
 
 def test_config_error_is_permanent_and_a_value_error() -> None:
@@ -277,7 +282,8 @@ def test_conf_keys_cover_every_step_field_with_its_type_and_default() -> None:
             assert f.name in KEYS, f"{step}.{f.name} is not an accepted conf key"
             key_type, key_default = KEYS[f.name]
             # A key shared by two steps (seed) must agree in type and default in both.
-            assert key_type is hints[f.name], f"{step}.{f.name}: type {hints[f.name]} vs conf_keys {key_type}"
+            declared = get_origin(hints[f.name]) or hints[f.name]  # dict[str, str] is checked as dict
+            assert key_type is declared, f"{step}.{f.name}: type {hints[f.name]} vs conf_keys {key_type}"
             if f.default is not MISSING:
                 assert key_default == f.default, f"{step}.{f.name}: default {f.default!r} vs {key_default!r}"
 
@@ -363,3 +369,21 @@ def test_bad_hub_repo_ids_are_rejected(repo_id: str) -> None:
 def test_publish_config_validates_on_direct_construction() -> None:
     with pytest.raises(ConfigError, match="hub_repo_id"):
         PublishConfig(hub_repo_id="no-namespace")
+
+
+@pytest.mark.parametrize("key", DICT_KEYS)
+@pytest.mark.parametrize("value", ["x", 1, ["a"], True])
+def test_object_keys_reject_non_objects(key: str, value: Any) -> None:
+    _raises_naming({key: value}, key)
+
+
+@pytest.mark.parametrize("value", ["min_queries", [1], {"a": 1}, ["not_a_check"], ["max_rows"]])
+def test_validation_warnings_must_name_demotable_checks(value: Any) -> None:
+    _raises_naming({"validation_warnings": value}, "validation_warnings")
+
+
+def test_columns_must_map_known_targets_to_distinct_names() -> None:
+    _raises_naming({"columns": {"title": "t"}}, "columns")
+    _raises_naming({"columns": {"query": "x", "document": "x"}}, "columns")
+    _raises_naming({"columns": {"query": ""}}, "columns")
+    assert load_run_config({"columns": {"query": "qtext"}}).extract.source_column("query") == "qtext"
