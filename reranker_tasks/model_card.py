@@ -18,6 +18,7 @@ the scrubbing alone).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STAGING_DIR = "staging"
 _METRIC_LABELS = {"map": "MAP", "mrr@10": "MRR@10", "ndcg@10": "NDCG@10"}
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")  # scheme://user:secret@host → scheme://host
 _MIN_QUOTE_LEN = 16  # shorter strings ("reset password") can appear in a card by coincidence
 
 
@@ -106,6 +108,16 @@ def write_model_card(
         if tag not in tags:
             tags.append(tag)
     card.data.tags = tags
+    # Machine-readable lineage: the next run's freshness check reads it from the champion's card.
+    card.data.reranker = {
+        "data_fingerprint": lineage.get("data_fingerprint"),
+        "pairs": lineage.get("pairs"),
+        "queries": lineage.get("queries"),
+        "eval_fingerprint": lineage.get("eval_fingerprint"),
+        "run_id": lineage.get("run_id"),
+        "primary_metric": metric_key,
+        "primary_metric_value": round(float(metrics["candidate"][metric_key]), 6),
+    }
 
     sections = "\n".join(
         [
@@ -211,8 +223,19 @@ def _gate_section(decision: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def redact_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run config as it may be published: no SQL text, no credentials inside URIs."""
+    safe = dict(config)
+    if safe.get("sql_query"):
+        safe["sql_query"] = f"<{len(safe['sql_query'])} characters, not published>"
+    for key in ("source_path", "eval_path"):
+        if isinstance(safe.get(key), str):
+            safe[key] = _USERINFO.sub(r"\1", safe[key])
+    return safe
+
+
 def _lineage_section(lineage: dict[str, Any]) -> str:
-    config = lineage.get("config", {})
+    config = redact_config(lineage.get("config", {}))
     lines = [
         "## Lineage",
         "",

@@ -7,6 +7,10 @@ Queries are compared normalised (case-folded, whitespace collapsed): "Reset pass
 The side of a query depends only on the seed and the query text (a salted sha256 ranking), not on
 row order or on the other queries' presence beyond the eval fraction, so the same data and seed always
 give the same split.
+
+With a fixed evaluation set (``eval_path``, a "golden" set that stays the same across runs so metrics
+are comparable run to run), that set is the eval side, and every pair whose normalised query appears in it
+is removed from training (and counted).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class SplitResult:
     eval_pairs: int
     train_queries: int
     eval_queries: int
+    fixed_eval_set: bool = False
+    removed_from_train: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -47,33 +53,49 @@ def normalise_query(text: str) -> str:
     return " ".join(str(text).split()).casefold()
 
 
-def split_pairs(snapshot_path: Path, out_dir: Path, config: SplitConfig) -> SplitResult:
+def split_pairs(
+    snapshot_path: Path, out_dir: Path, config: SplitConfig, eval_snapshot_path: Path | None = None
+) -> SplitResult:
     """Split the validated snapshot into train and eval Parquet files by query.
 
     Args:
-        snapshot_path: the validated snapshot (columns query, document, label, source_row).
+        snapshot_path: the validated snapshot (columns query, document, label, source_row, ...).
         out_dir: the run's ``split`` folder.
         config: eval fraction and seed.
+        eval_snapshot_path: a fixed eval set's snapshot; when given it is the eval side.
 
     Returns:
         Paths and counts of both sides.
 
     Raises:
-        DataError: fewer than two distinct queries (no split is possible).
+        DataError: fewer than two distinct queries, or nothing left to train on.
     """
     frame = pd.read_parquet(snapshot_path)
     keys = frame["query"].map(normalise_query)
-    unique = sorted(set(keys))
-    if len(unique) < 2:
-        raise DataError(f"split: need at least 2 distinct queries to split by query, found {len(unique)}")
-    ranked = sorted(unique, key=lambda q: hashlib.sha256(f"{config.seed}\x1f{q}".encode()).hexdigest())
-    n_eval = min(len(unique) - 1, max(1, round(len(unique) * config.eval_fraction)))
-    eval_keys = set(ranked[:n_eval])
-    is_eval = keys.isin(eval_keys)
-    train, evaluation = frame[~is_eval], frame[is_eval]
+    removed = 0
+    if eval_snapshot_path is not None:
+        evaluation = pd.read_parquet(eval_snapshot_path)
+        eval_keys = set(evaluation["query"].map(normalise_query))
+        is_eval = keys.isin(eval_keys)
+        removed = int(is_eval.sum())
+        train = frame[~is_eval]
+        train_keys = keys[~is_eval]
+        if train.empty:
+            raise DataError("split: every training query is also in the fixed eval set; nothing left to train on")
+        n_eval = len(eval_keys)
+    else:
+        unique = sorted(set(keys))
+        if len(unique) < 2:
+            raise DataError(f"split: need at least 2 distinct queries to split by query, found {len(unique)}")
+        ranked = sorted(unique, key=lambda q: hashlib.sha256(f"{config.seed}\x1f{q}".encode()).hexdigest())
+        n_eval = min(len(unique) - 1, max(1, round(len(unique) * config.eval_fraction)))
+        eval_keys = set(ranked[:n_eval])
+        is_eval = keys.isin(eval_keys)
+        train, evaluation = frame[~is_eval], frame[is_eval]
+        train_keys = keys[~is_eval]
 
     # The whole point of splitting by query: assert it, not assume it.
-    leaked = set(keys[~is_eval]) & set(keys[is_eval])
+    leaked = set(train_keys) & set(evaluation["query"].map(normalise_query))
     if leaked:  # pragma: no cover - impossible by construction; guards future edits
         raise AssertionError(f"split leaked {len(leaked)} queries into both sides")
 
@@ -86,12 +108,15 @@ def split_pairs(snapshot_path: Path, out_dir: Path, config: SplitConfig) -> Spli
         eval_path=str(eval_path),
         train_pairs=len(train),
         eval_pairs=len(evaluation),
-        train_queries=len(unique) - n_eval,
+        train_queries=int(train_keys.nunique()),
         eval_queries=n_eval,
+        fixed_eval_set=eval_snapshot_path is not None,
+        removed_from_train=removed,
     )
     write_json_atomic(out_dir / "split.json", result.to_dict())
     log.info(
-        "split by query: train %d pairs / %d queries, eval %d pairs / %d queries",
+        "split by query: train %d pairs / %d queries, eval %d pairs / %d queries%s",
         result.train_pairs, result.train_queries, result.eval_pairs, result.eval_queries,
+        f" (fixed eval set; {removed} training pairs of eval queries removed)" if eval_snapshot_path else "",
     )
     return result

@@ -65,6 +65,27 @@ def hub_connection_env(token: str) -> dict[str, str]:
     return {"AIRFLOW_CONN_HUGGINGFACE_DEFAULT": json.dumps({"conn_type": "generic", "password": token})}
 
 
+def labels_db_env(state: Path) -> dict[str, str]:
+    """The embedded SQL source: a SQLite DB holding the sample pairs as table ``labeled_pairs``.
+
+    ``make run CONF='{"sql_query": "SELECT query, document, label FROM labeled_pairs"}'`` reads it through
+    the ``labels_db`` connection, exactly as a PostgreSQL table would be read.
+    """
+    import sqlite3
+
+    import pandas as pd
+
+    from reranker_tasks.config import BUNDLED_DATA_DIR
+
+    database = state / ".airflow" / "labels.sqlite"
+    if not database.exists():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.read_csv(BUNDLED_DATA_DIR / "support_pairs.csv")
+        with sqlite3.connect(database) as connection:
+            frame.to_sql("labeled_pairs", connection, index=False)
+    return {"AIRFLOW_CONN_LABELS_DB": json.dumps({"conn_type": "sqlite", "host": str(database)})}
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -111,6 +132,9 @@ def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> 
     if dag_run_state != "success":
         task = failed_tasks[0] if failed_tasks else "unknown task"
         return f"OUTCOME: failed at {task}: run ended {dag_run_state}; see the task log above", 1
+    freshness = run_dir / "extract" / "freshness.json"
+    if freshness.exists() and json.loads(freshness.read_text()).get("skip"):
+        return f"OUTCOME: skipped: {json.loads(freshness.read_text())['reason']}", 0
     published = run_dir / "publish" / "publish.json"
     if published.exists():
         info = json.loads(published.read_text())
@@ -197,7 +221,13 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
     if bag.import_errors:
         raise SystemExit(f"the DAG does not import: {bag.import_errors}")
     dag = bag.get_dag("reranker_retrain")
-    dag_run = dag.test(run_conf=dict(conf), mark_success_pattern=mark_success_pattern)
+    from airflow.sdk.exceptions import ParamValidationError
+
+    try:
+        dag_run = dag.test(run_conf=dict(conf), mark_success_pattern=mark_success_pattern)
+    except ParamValidationError as exc:  # Airflow checks the conf against the Params before creating the run
+        message = " ".join(str(exc).split("\n\n")[0].split())
+        return f"OUTCOME: failed at conf: {message}", 2, ""
     run_dir = RunPaths.for_run(dag_run.run_id).run_dir
     failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
     outcome, status = read_outcome(run_dir, str(dag_run.state), failed)
@@ -231,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ.update(airflow_env(state / ".airflow", state / "artifacts", state / ".hf_home", endpoint))
         os.environ.update(hub_connection_env(ensure_token(hub_root)))
+        os.environ.update(labels_db_env(state))
         os.environ.pop("HF_HUB_OFFLINE", None)
         migrate_db()
         outcome, status, _ = run_once(conf)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pg_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="reranker-tests-"))
 
@@ -87,3 +89,15 @@ def airflow_local(local_hub: LocalHub) -> Iterator[Path]:
     migrate_db()
     os.environ.update(hub_connection_env(local_hub.token))
     yield Path(os.environ["RERANKER_ARTIFACTS_ROOT"])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    """Report the bad-input corpus totals when it ran."""
+    module = sys.modules.get("tests.dags.test_bad_inputs") or sys.modules.get("test_bad_inputs")
+    results = getattr(module, "RESULTS", None)
+    if results:
+        stopped = sum(r["stopped_before_training"] for r in results)
+        pushed = sum(r["pushed"] for r in results)
+        terminalreporter.write_line(
+            f"bad-input corpus: {len(results)} bad inputs tried, {stopped} stopped before training, {pushed} pushed"
+        )

@@ -65,7 +65,7 @@ def test_params_match_the_config_schema(dag) -> None:
     keys = conf_keys()
     params = dag.params
     assert set(params.keys()) == set(keys), "every conf key is a Param and vice versa"
-    schema_type = {int: "integer", float: "number", str: "string", bool: "boolean"}
+    schema_type = {int: "integer", float: "number", str: "string", bool: "boolean", dict: "object", list: "array"}
     for name, (kind, default) in keys.items():
         param = params.get_param(name)
         assert param.value == default, f"Param {name} default {param.value!r} != config default {default!r}"

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.support import build_tiny_bert, learnable_pairs, write_pairs
@@ -44,7 +45,7 @@ def _run(conf: dict) -> tuple[str, int, str, Path]:
     from scripts.run_dag import run_once
 
     outcome, status, run_id = run_once(conf)
-    return outcome, status, run_id, RunPaths.for_run(run_id).run_dir
+    return outcome, status, run_id, RunPaths.for_run(run_id or "no-run").run_dir
 
 
 def _main_commits(local_hub) -> list:
@@ -168,3 +169,56 @@ def test_unknown_conf_key_fails_before_any_work(e2e_inputs) -> None:
     assert outcome.startswith("OUTCOME: failed at extract: unknown conf key(s) ['epoch']"), outcome
     assert _task_tries(run_id)["extract"] == ("failed", 1)
     assert not (run_dir / "extract" / "pairs.parquet").exists()
+
+
+def test_csv_with_other_column_names_and_graded_labels_promotes(e2e_inputs, tmp_path) -> None:
+    graded = e2e_inputs["frame"].rename(columns={"query": "qtext", "document": "atext", "label": "grade"})
+    graded["grade"] = (graded["grade"] * 3).astype(int)  # relevance graded 0..3
+    graded["annotator_email"] = "someone@example.com"  # must be dropped, never trained on
+    source = write_pairs(graded, tmp_path / "graded.csv")
+    conf = {
+        **e2e_inputs["conf"],
+        "source_path": str(source),
+        "columns": {"query": "qtext", "document": "atext", "label": "grade"},
+        "label_map": {"scale": [0, 3]},
+        "hub_repo_id": "local/e2e-graded",
+    }
+    outcome, status, run_id, run_dir = _run(conf)
+    assert status == 0 and outcome.startswith("OUTCOME: promoted "), outcome
+    manifest = json.loads((run_dir / "extract" / "manifest.json").read_text())
+    assert manifest["dropped_columns"] == ["annotator_email"]
+    snapshot = pd.read_parquet(manifest["snapshot_path"])
+    assert "annotator_email" not in snapshot.columns
+    assert sorted(snapshot["label"].unique()) == [0.0, 1.0]
+
+
+def test_postgres_table_promotes(e2e_inputs, postgres_url, monkeypatch) -> None:
+    import json as _json
+
+    from tests.pg_server import load_table
+
+    load_table(postgres_url, "labeled_pairs", e2e_inputs["frame"])
+    monkeypatch.setenv("AIRFLOW_CONN_LABELS_PG", _json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": postgres_url}}))
+    conf = {
+        **e2e_inputs["conf"],
+        "source_path": "bundled:support_pairs.csv",
+        "sql_conn_id": "labels_pg",
+        "sql_query": "SELECT query, document, label FROM labeled_pairs",
+        "hub_repo_id": "local/e2e-postgres",
+    }
+    outcome, status, run_id, run_dir = _run(conf)
+    assert status == 0 and outcome.startswith("OUTCOME: promoted "), outcome
+    manifest = json.loads((run_dir / "extract" / "manifest.json").read_text())
+    assert manifest["source_format"] == "sql" and manifest["pairs"] == len(e2e_inputs["frame"])
+    card = (run_dir / "model_card" / "staging" / "README.md").read_text()
+    assert "SELECT" not in card and "postgresql" not in card, "no SQL text or connection URL in the card"
+
+
+def test_same_data_as_the_champion_is_skipped_with_min_new_pairs(e2e_inputs, local_hub) -> None:
+    before = _main_commits(local_hub)
+    outcome, status, run_id, run_dir = _run({**e2e_inputs["conf"], "min_new_pairs": 10})
+    assert status == 0
+    assert outcome.startswith("OUTCOME: skipped: the data is the champion's"), outcome
+    tries = _task_tries(run_id)
+    assert tries["extract"][0] == "skipped" and tries["train"][0] == "skipped"
+    assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]

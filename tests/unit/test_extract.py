@@ -21,13 +21,13 @@ from reranker_tasks.extract import (
     MANIFEST_FILE,
     SNAPSHOT_FILE,
     ExtractResult,
-    detect_format,
     extract_pairs,
     fingerprint_pairs,
 )
 from reranker_tasks.paths import read_json
+from reranker_tasks.sources import detect_format
 
-SNAPSHOT_COLUMNS = ["query", "document", "label", "source_row"]
+SNAPSHOT_COLUMNS = ["query", "document", "label", "source_row", "source_file"]
 
 ROWS: list[dict[str, Any]] = [
     {"query": "reset password", "document": "Open the profile and reset.", "label": 1.0},
@@ -91,17 +91,17 @@ def test_each_format_gives_the_snapshot(tmp_path: Path, fmt: str) -> None:
     assert snapshot["label"].tolist() == [1.0, 0.0, 1.0]
     assert snapshot["label"].dtype == np.float64
     assert snapshot["source_row"].tolist() == [1, 2, 3]
-    assert result.source_rows == 3
+    assert result.rows_read == 3
     assert result.pairs == 3
     assert result.reused is False
-    assert result.dropped_columns == ()
+    assert result.dropped_columns == []
     assert result.source_format == {"ndjson": "jsonl", "pq": "parquet"}.get(fmt, fmt)
-    assert manifest["source_rows"] == 3
+    assert manifest["rows_read"] == 3
     assert manifest["pairs"] == 3
     assert manifest["dropped_columns"] == []
     assert manifest["columns"] == SNAPSHOT_COLUMNS
     assert manifest["fingerprint"] == result.fingerprint
-    assert manifest["source_path"] == str(source)
+    assert manifest["source_files"] == [source.name]
     assert Path(result.snapshot_path) == tmp_path / "run" / "extract" / SNAPSHOT_FILE
 
 
@@ -139,14 +139,14 @@ def test_csv_with_utf8_bom_keeps_the_query_column(tmp_path: Path) -> None:
     source.write_bytes("\ufeff".encode() + csv_text().encode())
     result, snapshot, _ = run(source, tmp_path)
     assert list(snapshot.columns) == SNAPSHOT_COLUMNS
-    assert result.dropped_columns == ()
+    assert result.dropped_columns == []
 
 
 def test_bundled_sample_extracts(tmp_path: Path) -> None:
     result = extract_pairs(ExtractConfig(), tmp_path / "extract")
     snapshot = pd.read_parquet(result.snapshot_path)
     assert result.source_format == "csv"
-    assert result.pairs == result.source_rows == len(snapshot) > 0
+    assert result.pairs == result.rows_read == len(snapshot) > 0
     assert snapshot["source_row"].tolist() == list(range(1, len(snapshot) + 1))
     assert snapshot["label"].dtype == np.float64
 
@@ -168,7 +168,7 @@ def test_extra_columns_are_dropped_and_reported(tmp_path: Path, fmt: str) -> Non
     result, snapshot, manifest = run(source, tmp_path)
 
     assert list(snapshot.columns) == SNAPSHOT_COLUMNS
-    assert result.dropped_columns == ("agent_note", "user_email")
+    assert result.dropped_columns == ["agent_note", "user_email"]
     assert manifest["dropped_columns"] == ["agent_note", "user_email"]
     assert manifest["columns"] == SNAPSHOT_COLUMNS
     # Never in the snapshot file, not even as a Parquet column of another name.
@@ -180,7 +180,7 @@ def test_extra_columns_are_dropped_and_reported(tmp_path: Path, fmt: str) -> Non
 def test_missing_required_column_is_left_to_validate(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "p.csv", "query,document\nq1,d1\nq2,d2\n")
     result, snapshot, _ = run(source, tmp_path)
-    assert list(snapshot.columns) == ["query", "document", "source_row"]
+    assert list(snapshot.columns) == ["query", "document", "source_row", "source_file"]
     assert result.pairs == 2
 
 
@@ -200,7 +200,7 @@ def test_triplets_are_detected_and_expanded(tmp_path: Path, suffix: str) -> None
     result, snapshot, manifest = run(source, tmp_path)
 
     assert result.source_format == "triplets"
-    assert result.source_rows == 3
+    assert result.rows_read == 3
     assert result.pairs == 3 + 2 + 1 == len(snapshot)
     assert manifest["pairs"] == 6
     assert list(snapshot.columns) == SNAPSHOT_COLUMNS
@@ -223,7 +223,7 @@ def test_triplets_declared_explicitly(tmp_path: Path) -> None:
 def test_triplet_extra_keys_are_dropped_and_reported(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "t.jsonl", [{**t, "ticket_id": i} for i, t in enumerate(TRIPLETS)])
     result, snapshot, _ = run(source, tmp_path)
-    assert result.dropped_columns == ("ticket_id",)
+    assert result.dropped_columns == ["ticket_id"]
     assert list(snapshot.columns) == SNAPSHOT_COLUMNS
 
 
