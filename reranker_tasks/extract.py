@@ -50,6 +50,7 @@ PROVENANCE_COLUMNS = ("source_row", "source_file")
 SNAPSHOT_FILE = "pairs.parquet"
 EVAL_SNAPSHOT_FILE = "eval_pairs.parquet"
 MANIFEST_FILE = "manifest.json"
+_HASH_SLICE = 100_000
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def extract_pairs(
         # back under the limit and let a partial source pass validation.
         raise DataError(f"the source has more than max_rows={config.max_rows} rows ({raw.description})")
     pairs = to_pairs(raw, config)
+    raw_fmt, raw_description, raw_files, raw_notes = raw.fmt, raw.description, list(raw.files), list(raw.notes)
+    del raw  # the raw frame is no longer needed: free it before the snapshot is converted and written
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot = _write_parquet(pairs.frame, out_dir / SNAPSHOT_FILE)
     fingerprint = fingerprint_pairs(pairs.frame, config)
@@ -139,9 +142,9 @@ def extract_pairs(
     result = ExtractResult(
         snapshot_path=str(snapshot),
         fingerprint=fingerprint,
-        source_format=raw.fmt,
-        source_description=raw.description,
-        source_files=list(raw.files),
+        source_format=raw_fmt,
+        source_description=raw_description,
+        source_files=raw_files,
         rows_read=pairs.rows_read,
         pairs=len(pairs.frame),
         queries=int(pairs.frame["query"].nunique()) if "query" in pairs.frame else 0,
@@ -152,7 +155,7 @@ def extract_pairs(
         eval_snapshot_path=eval_path,
         eval_fingerprint=eval_fingerprint,
         eval_pairs=eval_pairs,
-        notes=notes + list(raw.notes),
+        notes=notes + raw_notes,
     )
     manifest = {k: v for k, v in result.to_dict().items() if k != "reused"}
     write_json_atomic(manifest_path, {**manifest, "columns": list(pairs.frame.columns), "mapping": _mapping(config)})
@@ -160,7 +163,7 @@ def extract_pairs(
         log.warning(note)
     log.info(
         "snapshot: %d pairs from %d rows (%s), fingerprint %s",
-        result.pairs, result.rows_read, raw.description, fingerprint,
+        result.pairs, result.rows_read, raw_description, fingerprint,
     )
     return result
 
@@ -222,10 +225,21 @@ def fingerprint_pairs(frame: pd.DataFrame, config: ExtractConfig | None = None) 
     mapping = _mapping(config) if config else {}
     digest = hashlib.sha256((json.dumps({"columns": columns, **mapping}, sort_keys=True) + "\n").encode())
     if len(frame):
-        content = frame[columns].astype("string").fillna("\x00<null>")
-        row_hashes = pd.util.hash_pandas_object(content, index=False).to_numpy(dtype="uint64")
-        digest.update(np.sort(row_hashes).tobytes())
+        digest.update(np.sort(_row_hashes(frame, columns)).tobytes())
     return digest.hexdigest()
+
+
+def _row_hashes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's text, computed in slices: the text copy of a slice is small, the whole
+    frame's would double peak memory."""
+    return np.concatenate(
+        [
+            pd.util.hash_pandas_object(
+                frame[columns].iloc[start : start + _HASH_SLICE].astype("string").fillna("\x00<null>"), index=False
+            ).to_numpy(dtype="uint64")
+            for start in range(0, len(frame), _HASH_SLICE)
+        ]
+    )
 
 
 def row_refs(frame: pd.DataFrame, files: list[str], limit: int = 5) -> list[str]:
@@ -281,7 +295,13 @@ def _drop_exact_duplicates(frame: pd.DataFrame, files: list[str]) -> tuple[pd.Da
     keys = [c for c in REQUIRED_COLUMNS if c in frame.columns]
     if len(keys) < 3 or frame.empty:
         return frame, 0, []
-    repeated = frame.duplicated(subset=keys, keep="first")
+    # Candidates by row hash (light on memory), then confirmed on the exact text of the candidates only, so a
+    # hash collision can never drop a row that is not an exact duplicate.
+    hashes = pd.Series(_row_hashes(frame, keys), index=frame.index)
+    candidates = hashes.duplicated(keep=False).to_numpy()
+    repeated = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        repeated[candidates] = frame.loc[candidates, keys].duplicated(keep="first").to_numpy()
     count = int(repeated.sum())
     return frame[~repeated], count, row_refs(frame[repeated], files) if count else []
 

@@ -183,6 +183,46 @@ def read_file(source: Path | str, fmt: str) -> tuple[pd.DataFrame, bool]:
     return _read_location(location, fmt)
 
 
+def _read_delimited(location: _Location, fmt: str) -> pd.DataFrame:
+    """CSV/TSV through Arrow's multi-threaded parser (about 15x faster than pandas' on large files).
+
+    Every column is read as text, and no "NA"/"null" guessing: a query "NA" is a query. Arrow refuses a record
+    whose field count differs from the header's, and invalid UTF-8; its messages quote the row, so on any
+    failure the file is re-scanned with the precise checks (byte offset, data row and line), which never
+    quote data.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    delimiter = DELIMITERS[fmt]
+    try:
+        with location.fs.open(location.path, "rb") as handle:
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            header = next(csv.reader(text, delimiter=delimiter), None)
+    except UnicodeDecodeError:
+        _check_utf8(location)  # raises with the exact byte offset
+        raise
+    if not header:
+        _check_csv_shape(location, delimiter)  # raises the "empty file" error
+    try:
+        with location.fs.open(location.path, "rb") as handle:
+            table = pacsv.read_csv(
+                handle,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        _check_utf8(location)
+        _check_csv_shape(location, delimiter)
+        reason = re.sub(r"(Expected \d+ columns, got \d+).*", r"\1", _first_line(exc), flags=re.S)
+        raise DataError(f"{location.display}: cannot be read as {fmt}: {location.scrub(reason)}") from None
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
 def _file_format(location: _Location, declared: str) -> str:
     if not _call(location, lambda: location.fs.exists(location.path)):
         raise DataError(f"source_path: no such file: {location.display}")
@@ -206,28 +246,20 @@ def _read_location(location: _Location, fmt: str) -> tuple[pd.DataFrame, bool]:
     source = location.display
     line_numbers: list[int] | None = None
     try:
-        if fmt in ("csv", "tsv", "jsonl", "triplets"):
+        if fmt in ("jsonl", "triplets"):
             _check_utf8(location)
-        if fmt in DELIMITERS:
-            _check_csv_shape(location, DELIMITERS[fmt])
-        elif fmt in ("jsonl", "triplets"):
             line_numbers = _nonblank_line_numbers(location)
-        with location.fs.open(location.path, "rb") as handle:
-            if fmt in DELIMITERS:
-                # Every column as text and no "NA"/"null" → NaN guessing: a query "NA" is a query.
-                raw = pd.read_csv(
-                    handle, sep=DELIMITERS[fmt], dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                    on_bad_lines="error",
-                )
-                typed = False
-            elif fmt in ("jsonl", "triplets"):
-                raw = pd.read_json(handle, lines=True, dtype=False, encoding="utf-8", encoding_errors="strict")
-                typed = True
-            elif fmt == "parquet":
-                raw = pd.read_parquet(handle)
-                typed = True
-            else:
-                raise DataError(f"source_format: {fmt!r} is not supported for {source}")
+        if fmt in DELIMITERS:
+            raw, typed = _read_delimited(location, fmt), False
+        elif fmt in ("jsonl", "triplets", "parquet"):
+            with location.fs.open(location.path, "rb") as handle:
+                if fmt == "parquet":
+                    raw = pd.read_parquet(handle)
+                else:
+                    raw = pd.read_json(handle, lines=True, dtype=False, encoding="utf-8", encoding_errors="strict")
+            typed = True
+        else:
+            raise DataError(f"source_format: {fmt!r} is not supported for {source}")
     except (DataError, SourceUnavailable):
         raise
     except UnicodeDecodeError as exc:
