@@ -24,8 +24,9 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 install: $(STAMP)
 
 # System packages the test suite needs (we run as root here), installed only when missing:
-# docker-compose renders and checks docker-compose.yaml (no Docker engine needed for `config`).
-SYSTEM_PACKAGES := docker-compose
+# docker-compose renders and checks docker-compose.yaml (no Docker engine needed for `config`);
+# postgresql-15 provides the server the SQL-source tests start on loopback.
+SYSTEM_PACKAGES := docker-compose postgresql-15
 system-packages:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
