@@ -222,3 +222,21 @@ def test_same_data_as_the_champion_is_skipped_with_min_new_pairs(e2e_inputs, loc
     tries = _task_tries(run_id)
     assert tries["extract"][0] == "skipped" and tries["train"][0] == "skipped"
     assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]
+
+
+def test_each_snapshot_emits_an_asset_event_with_fingerprint_and_counts(e2e_inputs) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "reranker_training_snapshot")
+            .all()
+        )
+        extras = [dict(event.extra or {}) for event in events]
+    assert extras, "extract emitted no event on the snapshot asset"
+    fingerprints = {e["fingerprint"] for e in extras}
+    assert all(len(fp) == 64 for fp in fingerprints)
+    assert all(e["pairs"] == len(e2e_inputs["frame"]) and e["queries"] > 0 for e in extras)
