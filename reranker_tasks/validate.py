@@ -937,17 +937,7 @@ def _statistics(
 ) -> tuple[list[_Statistic], list[SkippedCheck]]:
     """The dataset-level statistics of the snapshot (long documents apart: they wait for the tokenizer)."""
     rows = len(frame)
-    stats: list[_Statistic] = [
-        _Statistic(
-            CHECK_MAX_ROWS,
-            "rows",
-            rows,
-            max_value=config.max_rows,
-            demotable=False,
-            fact=f"{rows} rows",
-            limit_fail=f"more than max_rows {config.max_rows}",
-        )
-    ]
+    stats: list[_Statistic] = [_max_rows_statistic(rows, config)]
     skipped: list[SkippedCheck] = []
 
     def skip(check: str, column: str, reason: str) -> None:
@@ -1265,16 +1255,7 @@ def _fail_too_many_rows(
     snapshot_path: Path, rows: int, out_dir: Path, config: ValidateConfig, duplicates: int
 ) -> NoReturn:
     """``max_rows`` fails before the snapshot is loaded: report it (GX statistics suite and Data Docs included)."""
-    stat = _Statistic(
-        CHECK_MAX_ROWS,
-        "rows",
-        rows,
-        max_value=config.max_rows,
-        demotable=False,
-        fact=f"{rows} rows",
-        limit_fail=f"more than max_rows {config.max_rows}",
-        detail="the snapshot was not loaded and no other check ran",
-    )
+    stat = _max_rows_statistic(rows, config, detail="the snapshot was not loaded and no other check ran")
     context = _gx_context(out_dir / DATA_DOCS_DIR)
     outcome = _run_statistics(context, [stat], config)
     docs_path, docs_problem = _build_data_docs(context, out_dir / DATA_DOCS_DIR, {})
@@ -1497,3 +1478,18 @@ def _json_safe(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return str(value)
+
+
+def _max_rows_statistic(rows: int, config: ValidateConfig, detail: str | None = None) -> _Statistic:
+    """The ``max_rows`` check (read from the Parquet footer before loading, or from the loaded frame)."""
+    extra = {"detail": detail} if detail else {}
+    return _Statistic(
+        CHECK_MAX_ROWS,
+        "rows",
+        rows,
+        max_value=config.max_rows,
+        demotable=False,
+        fact=f"{rows} rows",
+        limit_fail=f"more than max_rows {config.max_rows}",
+        **extra,
+    )
