@@ -237,6 +237,8 @@ def test_each_snapshot_emits_an_asset_event_with_fingerprint_and_counts(e2e_inpu
         )
         extras = [dict(event.extra or {}) for event in events]
     assert extras, "extract emitted no event on the snapshot asset"
-    fingerprints = {e["fingerprint"] for e in extras}
-    assert all(len(fp) == 64 for fp in fingerprints)
-    assert all(e["pairs"] == len(e2e_inputs["frame"]) and e["queries"] > 0 for e in extras)
+    # Every event (other test modules' runs share this Airflow DB) carries the fingerprint and the counts.
+    for extra in extras:
+        assert len(extra["fingerprint"]) == 64
+        assert all(isinstance(extra[key], int) for key in ("pairs", "queries", "positives", "rows_read"))
+    assert any(e["pairs"] == len(e2e_inputs["frame"]) and e["queries"] == 120 for e in extras)
