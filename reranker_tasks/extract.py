@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -250,9 +251,9 @@ def row_refs(frame: pd.DataFrame, files: list[str], limit: int = 5) -> list[str]
     return [str(int(r)) for r in head["source_row"]]
 
 
-def format_refs(refs: list[str]) -> str:
+def format_refs(refs: Sequence[int | str]) -> str:
     """``[4, 17]`` or ``[a.csv:4, b.csv:17]``: row references as a person reads them."""
-    return "[" + ", ".join(refs) + "]"
+    return "[" + ", ".join(str(r) for r in refs) + "]"
 
 
 def _expand_triplets(raw: pd.DataFrame, files: list[str]) -> pd.DataFrame:

@@ -12,9 +12,12 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ARTIFACTS_ENV = "RERANKER_ARTIFACTS_ROOT"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -54,14 +57,21 @@ class RunPaths:
 
 
 def json_safe(value: Any) -> Any:
-    """Replace NaN and infinities by None, recursively: strict JSON has no such numbers."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    """Plain strict-JSON values, recursively: numpy scalars become Python numbers, NaN and infinities None,
+    sets and tuples lists, mapping keys strings, anything else its ``str``."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
         return [json_safe(v) for v in value]
-    return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:

@@ -67,7 +67,8 @@ import pandas as pd
 
 from reranker_tasks.config import ValidateConfig
 from reranker_tasks.errors import DataError, DataValidationFailed
-from reranker_tasks.paths import write_json_atomic
+from reranker_tasks.extract import format_refs
+from reranker_tasks.paths import json_safe, write_json_atomic
 from reranker_tasks.split import normalise_query
 
 if TYPE_CHECKING:
@@ -288,11 +289,6 @@ class _RowRefs:
 
     def _file_name(self, index: int) -> str:
         return self.files[index] if 0 <= index < len(self.files) else f"file{index}"
-
-
-def format_refs(refs: Sequence[int | str]) -> str:
-    """``[4, 17]`` or ``[a.csv:4, b.csv:17]``: row references as a person reads them."""
-    return "[" + ", ".join(str(r) for r in refs) + "]"
 
 
 def pairs_suite(
@@ -690,7 +686,7 @@ def _finish(
         "suite": SUITE_NAME,
         "success": success,
         "snapshot_path": str(snapshot_path),
-        "config": _json_safe(asdict(config)),  # thresholds, base model, demoted checks
+        "config": json_safe(asdict(config)),  # thresholds, base model, demoted checks
         "columns": columns,
         "source_files": files,
         "row_numbers": refs.numbering if refs else None,
@@ -817,7 +813,7 @@ def _outcome(
     results = sorted(result.results, key=lambda r: order.get(_meta(r).get("check", ""), len(order)))
     entries = [_report_entry(r, refs) for r in results]
     failures = [prefix + _failure_line(e, rows, config.relevance_threshold) for e in entries if not e["success"]]
-    return _SuiteOutcome(entries, failures, _json_safe(dict(result.statistics)), skipped)
+    return _SuiteOutcome(entries, failures, json_safe(dict(result.statistics)), skipped)
 
 
 def _suite_order(result: ExpectationSuiteValidationResult) -> dict[str, int]:
@@ -858,7 +854,7 @@ def _run_statistics(context: AbstractDataContext, stats: list[_Statistic], confi
             stat.success, stat.severity, stat.unevaluated = False, "error", _exception_type(info)
         else:
             stat.success = bool(outcome.success)
-    return _SuiteOutcome([], [], _json_safe(dict(result.statistics)), [])
+    return _SuiteOutcome([], [], json_safe(dict(result.statistics)), [])
 
 
 def _build_data_docs(
@@ -900,13 +896,13 @@ def _without_row_values(result: ExpectationSuiteValidationResult, refs: _RowRefs
         observed = raw.get("observed_value")
         check = _meta(r).get("check")
         if isinstance(observed, (int, float, np.integer, np.floating)) and not isinstance(observed, bool):
-            kept["observed_value"] = _json_safe(observed)
+            kept["observed_value"] = json_safe(observed)
         elif check in _SAFE_OBSERVED and observed is not None:
-            kept["observed_value"] = _json_safe(observed)
+            kept["observed_value"] = json_safe(observed)
         details = raw.get("details") or {}
         if check == "columns" and details.get("mismatched"):
-            kept["details"] = {"mismatched": _json_safe(details["mismatched"])}
-        r.result = _json_safe(kept)
+            kept["details"] = {"mismatched": json_safe(details["mismatched"])}
+        r.result = json_safe(kept)
         info = r.exception_info or {}
         if info.get("raised_exception"):
             r.exception_info = {
@@ -1316,18 +1312,18 @@ def _report_entry(result: Any, refs: _RowRefs) -> dict[str, Any]:
         "expectation_type": config.type,
         "describe": str(meta.get("describe", "")),
         "column": config.kwargs.get("column"),
-        "kwargs": _json_safe({k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}),
+        "kwargs": json_safe({k: v for k, v in config.kwargs.items() if k not in ("result_format", "batch_id")}),
         "notes": config.notes,
         "success": bool(result.success),
     }
     for key in _COUNT_FIELDS:
         if key in raw:
-            entry[key] = _json_safe(raw[key])
+            entry[key] = json_safe(raw[key])
     if "unexpected_count" in raw:
         index_list = raw.get("partial_unexpected_index_list") or []
         entry["source_rows"] = refs.refs([i for i in index_list if isinstance(i, (int, np.integer))])
     if check in _SAFE_OBSERVED and "observed_value" in raw:
-        entry["observed_value"] = _json_safe(raw["observed_value"])
+        entry["observed_value"] = json_safe(raw["observed_value"])
     mismatched = (raw.get("details") or {}).get("mismatched") or {}
     if check == "columns" and mismatched:
         entry["missing_columns"] = sorted(str(c) for c in mismatched.get("missing") or [])
@@ -1373,9 +1369,9 @@ def _statistic_entry(stat: _Statistic) -> dict[str, Any]:
         "check": stat.check,
         "scope": stat.scope,
         "column": stat.column,
-        "value": _json_safe(stat.value),
-        "min_value": _json_safe(stat.min_value),
-        "max_value": _json_safe(stat.max_value),
+        "value": json_safe(stat.value),
+        "min_value": json_safe(stat.min_value),
+        "max_value": json_safe(stat.max_value),
         "severity": stat.severity,
         "success": stat.success,
         "message": stat.message(),
@@ -1461,23 +1457,6 @@ def _exception_type(info: Mapping[str, Any]) -> str:
         if match:
             return match.group(1).rsplit(".", 1)[-1]
     return "exception"
-
-
-def _json_safe(value: Any) -> Any:
-    """numpy scalars → Python; NaN/inf → None; containers recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 def _max_rows_statistic(rows: int, config: ValidateConfig, detail: str | None = None) -> _Statistic:

@@ -146,13 +146,19 @@ def test_write_json_atomic_replaces_an_existing_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
-def test_write_json_atomic_failure_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
+def test_write_json_atomic_failure_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
+    import reranker_tasks.paths as paths
+
     target = tmp_path / "out.json"
     write_json_atomic(target, {"v": 1})
-    # A payload that fails half-way through serialisation (a non-string key deep inside).
-    unserialisable = {"a": 1, "b": {(1, 2): "tuple keys are not JSON"}}
-    with pytest.raises(TypeError):
-        write_json_atomic(target, unserialisable)
+
+    def half_written(payload, handle, **kwargs):  # a write that dies half-way (disk full, killed worker)
+        handle.write('{"v": ')
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(paths.json, "dump", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        write_json_atomic(target, {"v": 2})
     assert read_json(target) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
