@@ -177,12 +177,6 @@ def detect_format(source: Path | str, declared: str) -> str:
     return _file_format(location, declared)
 
 
-def read_file(source: Path | str, fmt: str) -> tuple[pd.DataFrame, bool]:
-    """Parse one file (local path, or fsspec URI as a string); returns ``(raw frame with source_row, typed)``."""
-    location = _locate(source) if isinstance(source, str) else _local(source)
-    return _read_location(location, fmt)
-
-
 def _read_delimited(location: _Location, fmt: str) -> pd.DataFrame:
     """CSV/TSV through Arrow's multi-threaded parser (about 15x faster than pandas' on large files).
 
