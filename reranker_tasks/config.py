@@ -35,6 +35,18 @@ MAPPABLE_COLUMNS = ("query", "document", "label", "query_id", "doc_id", "slice")
 # or ".."; no trailing "-" or "."; no ".git" suffix. Checked here so a bad id fails before training, not at push.
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+APPROVAL_MODES = ("wait", "approve", "reject")
+
+
+@dataclass(frozen=True)
+class PreflightConfig:
+    """Checks before any expensive work: Hub token and write access, the base model, free disk."""
+
+    min_free_gb: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_range("min_free_gb", self.min_free_gb, low=0.0, high=100_000.0)
 
 
 @dataclass(frozen=True)
@@ -157,9 +169,14 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Fine-tuning hyperparameters (CrossEncoderTrainer + BinaryCrossEntropyLoss)."""
+    """Fine-tuning hyperparameters (CrossEncoderTrainer + BinaryCrossEntropyLoss).
+
+    ``base_model_revision`` pins a Hub base model to a branch, tag or commit, so a run next month fine-tunes the
+    same weights as today's (lineage records the resolved commit).
+    """
 
     base_model: str = OFFLINE_BASE_MODEL
+    base_model_revision: str = ""
     epochs: float = 1.0
     learning_rate: float = 5e-5
     batch_size: int = 16
@@ -170,6 +187,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.base_model.strip():
             raise ConfigError("base_model: must not be empty")
+        if self.base_model_revision and (
+            self.base_model.startswith(("package:", ".", "/", "~")) or Path(self.base_model).expanduser().is_dir()
+        ):
+            raise ConfigError(
+                f"base_model_revision: only a Hub base model has revisions; {self.base_model!r} is a local model"
+            )
+        if self.base_model_revision and not _REVISION.fullmatch(self.base_model_revision):
+            raise ConfigError(f"base_model_revision: {self.base_model_revision!r} is not a branch, tag or commit")
         _check_range("epochs", self.epochs, low=0.01, high=100)
         _check_range("learning_rate", self.learning_rate, low=1e-8, high=1.0)
         _check_range("batch_size", self.batch_size, low=1, high=4096)
@@ -192,16 +217,35 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Promotion rules. ``min_gain`` is an absolute NDCG@10 margin over the champion."""
+    """Promotion rules (see :mod:`reranker_tasks.gate`).
+
+    ``min_gain`` is an absolute NDCG@10 margin over the champion; ``confidence`` is the level of the seeded
+    paired bootstrap over per-query differences (``bootstrap_samples`` resamples, seeded by ``seed``).
+    ``approval`` decides a borderline candidate: ``wait`` for a person in the Airflow UI, or ``approve`` /
+    ``reject`` without asking (``make run`` uses ``reject`` unless told otherwise: nobody is there to ask).
+    """
 
     min_ndcg: float = 0.5
     min_gain: float = 0.005
     min_eval_queries: int = 10
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+    max_slice_regression: float = 0.05
+    min_slice_queries: int = 5
+    seed: int = 42
+    approval: str = "wait"
 
     def __post_init__(self) -> None:
         _check_range("min_ndcg", self.min_ndcg, low=0.0, high=1.0)
         _check_range("min_gain", self.min_gain, low=0.0, high=1.0)
         _check_range("min_eval_queries", self.min_eval_queries, low=1)
+        _check_range("confidence", self.confidence, low=0.5, high=0.999)
+        _check_range("bootstrap_samples", self.bootstrap_samples, low=100, high=100_000)
+        _check_range("max_slice_regression", self.max_slice_regression, low=0.0, high=1.0)
+        _check_range("min_slice_queries", self.min_slice_queries, low=1)
+        _check_range("seed", self.seed, low=0, high=2**32 - 1)
+        if self.approval not in APPROVAL_MODES:
+            raise ConfigError(f"approval: {self.approval!r} is not one of {list(APPROVAL_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -221,6 +265,7 @@ class PublishConfig:
 class RunConfig:
     """All step configs of one DAG run."""
 
+    preflight: PreflightConfig = field(default_factory=PreflightConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

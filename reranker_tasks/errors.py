@@ -47,3 +47,24 @@ class DataValidationFailed(PermanentError):
 
 class PublishConflict(PermanentError):
     """The Hub branch moved since the champion was evaluated (compare-and-swap lost)."""
+
+
+class PreflightFailed(PermanentError):
+    """One or more preflight checks failed for a reason a retry cannot fix (no token, token rejected or
+    read-only, a namespace it cannot write, a base model that does not load, too little disk).
+
+    Every failed check is listed, so one run tells the operator everything to fix before the next.
+
+    Args:
+        failures: one line per failed check (check name and what to do); never the token.
+        report_path: where ``preflight.json`` was written, if it was.
+    """
+
+    def __init__(self, failures: list[str], report_path: str | None = None) -> None:
+        self.failures = list(failures)
+        self.report_path = report_path
+        lines = [f"preflight failed ({len(self.failures)} check(s)):"]
+        lines += [f"  - {failure}" for failure in self.failures]
+        if report_path:
+            lines.append(f"  full report: {report_path}")
+        super().__init__("\n".join(lines))

@@ -5,11 +5,14 @@ loss and its parameters, hyperparameters, framework versions, usage), with train
 This step stages the publishable files (an allow-list: weights, configs, tokenizer, card; never
 checkpoints or pickles) and adds:
 
-* an evaluation table: candidate vs untuned base vs champion on the held-out eval queries, with deltas,
-  also written to the card's ``model-index`` metadata;
+* an evaluation table: candidate vs untuned base vs champion on the held-out eval queries, with deltas and the
+  paired-bootstrap confidence intervals of the gate metric, also written to the card's ``model-index`` metadata;
+* per-slice results when the data has slices;
 * the data-validation summary;
-* the gate decision and its reasons;
-* lineage: data fingerprint and counts, DAG run id, the run's configuration.
+* the gate decision: outcome, every rule, and who approved a borderline candidate;
+* lineage: data fingerprint and counts, base model and its revision, config hash, DAG run id, library versions
+  (never credentials, connection URLs or SQL text: :func:`redact_config`);
+* a usage snippet that runs as written against the pushed repo (its texts are invented, not the run's data).
 
 Last, it checks the finished card quotes no training or eval text (a privacy guard that does not trust
 the scrubbing alone).
@@ -18,6 +21,7 @@ the scrubbing alone).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -32,7 +36,25 @@ from reranker_tasks.train import MODEL_FILE_ALLOWLIST
 log = logging.getLogger(__name__)
 
 STAGING_DIR = "staging"
-_METRIC_LABELS = {"map": "MAP", "mrr@10": "MRR@10", "ndcg@10": "NDCG@10"}
+_METRIC_LABELS = {
+    "map": "MAP",
+    "mrr@10": "MRR@10",
+    "ndcg@10": "NDCG@10",
+    "hit@1": "Hit@1",
+    "hit@3": "Hit@3",
+    "hit@10": "Hit@10",
+    "average_precision": "Pairwise AP",
+    "f1": "Pairwise best F1",
+    "f1_threshold": "Best-F1 threshold",
+    "precision": "Precision at best F1",
+    "recall": "Recall at best F1",
+    "accuracy": "Pairwise best accuracy",
+    "accuracy_threshold": "Best-accuracy threshold",
+}
+# Thresholds are settings a consumer may copy, not quality scores: shown in the table, kept out of model-index.
+_NOT_QUALITY = ("f1_threshold", "accuracy_threshold")
+LIBRARIES = ("sentence-transformers", "transformers", "torch", "huggingface-hub", "great-expectations",
+             "apache-airflow", "datasets")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")  # scheme://user:secret@host → scheme://host
 _MIN_QUOTE_LEN = 16  # shorter strings ("reset password") can appear in a card by coincidence
 
@@ -102,6 +124,7 @@ def write_model_card(
             metric_value=round(float(value), 4),
         )
         for key, value in metrics["candidate"].items()
+        if key not in _NOT_QUALITY and _is_number(value)
     ]
     tags = list(card.data.tags or [])
     for tag in ("reranker", "airflow-retrained"):
@@ -121,10 +144,12 @@ def write_model_card(
 
     sections = "\n".join(
         [
-            _evaluation_section(metrics, metric_key),
+            _evaluation_section(metrics, metric_key, decision.get("evidence") or {}),
+            _slices_section(metrics, metric_key),
             _validation_section(validation),
             _gate_section(decision),
             _lineage_section(lineage),
+            usage_section(lineage.get("hub_repo_id") or "namespace/name"),
         ]
     )
     text = card.text
@@ -152,7 +177,27 @@ def _delta(a: Any, b: Any) -> str:
         return "n/a"
 
 
-def _evaluation_section(metrics: dict[str, Any], metric_key: str) -> str:
+def _is_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ci(boot: dict[str, Any] | None) -> str:
+    if not boot or boot.get("mean_delta") is None:
+        return ""
+    return f" [{_signed(boot.get('ci_low'))}, {_signed(boot.get('ci_high'))}]"
+
+
+def _signed(value: Any) -> str:
+    try:
+        return f"{float(value):+.4f}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def _evaluation_section(metrics: dict[str, Any], metric_key: str, evidence: dict[str, Any]) -> str:
     champion = metrics.get("champion")
     header = "| Metric | Candidate | Untuned base | Δ vs base |"
     rule = "|:--|--:|--:|--:|"
@@ -164,9 +209,12 @@ def _evaluation_section(metrics: dict[str, Any], metric_key: str) -> str:
         label = _METRIC_LABELS.get(key, key)
         if key == metric_key:
             label = f"**{label}** (gate metric)"
-        row = f"| {label} | {_fmt(value)} | {_fmt(metrics['base'].get(key))} | {_delta(value, metrics['base'].get(key))} |"
+        ci_base = _ci(evidence.get("vs_base")) if key == metric_key else ""
+        base_delta = _delta(value, metrics["base"].get(key)) + ci_base
+        row = f"| {label} | {_fmt(value)} | {_fmt(metrics['base'].get(key))} | {base_delta} |"
         if champion:
-            row += f" {_fmt(champion.get(key))} | {_delta(value, champion.get(key))} |"
+            ci_champion = _ci(evidence.get("vs_champion")) if key == metric_key else ""
+            row += f" {_fmt(champion.get(key))} | {_delta(value, champion.get(key))}{ci_champion} |"
         rows.append(row)
     dropped = []
     if metrics.get("dropped_no_positive"):
@@ -184,14 +232,70 @@ def _evaluation_section(metrics: dict[str, Any], metric_key: str) -> str:
             "",
             f"Reranking of {metrics['eval_queries']} held-out eval queries (no eval query appears in the training "
             "split), scored with `CrossEncoderRerankingEvaluator` for the candidate, the untuned base model (same "
-            "seeded head initialisation as the start of training) and the champion."
+            "seeded head initialisation as the start of training) and the champion. MAP, MRR@10 and NDCG@10 are "
+            "sentence-transformers' reranking metrics, Hit@k the share of queries with a relevant document in the "
+            "top k; the pairwise rows score every eval pair as a binary classification (labels binarised at "
+            "the relevance threshold)."
             + (f" Dropped eval queries: {', '.join(dropped)}." if dropped else ""),
+            "",
+            f"Brackets: {_confidence(evidence)} confidence interval of the {_METRIC_LABELS.get(metric_key, metric_key)} "
+            "difference from a seeded paired bootstrap over the eval queries."
+            if evidence
+            else "",
             "",
             header,
             rule,
             *rows,
             "",
             champion_line,
+            "",
+        ]
+    )
+
+
+def _confidence(evidence: dict[str, Any]) -> str:
+    level = evidence.get("confidence")
+    return f"two-sided {float(level):.0%}" if _is_number(level) else "two-sided"
+
+
+def _slices_section(metrics: dict[str, Any], metric_key: str) -> str:
+    slices = metrics.get("slices") or {}
+    if not slices:
+        return ""
+    label = _METRIC_LABELS.get(metric_key, metric_key)
+    lines = ["### Results per slice", "", f"| Slice | Queries | Candidate {label} | Base | Champion |",
+             "|:--|--:|--:|--:|--:|"]
+    for name, by_model in sorted(slices.items()):
+        cand = (by_model or {}).get("candidate") or {}
+        base = (by_model or {}).get("base") or {}
+        champ = (by_model or {}).get("champion") or {}
+        lines.append(
+            f"| {name} | {cand.get('queries', 'n/a')} | {_fmt(cand.get(metric_key))} | {_fmt(base.get(metric_key))} "
+            f"| {_fmt(champ.get(metric_key)) if champ else 'n/a'} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def usage_section(repo_id: str) -> str:
+    """A snippet that runs as written once the model is on the Hub (texts invented, never the run's data)."""
+    return "\n".join(
+        [
+            "## Usage (this snippet is run against the pushed repository by the project's tests)",
+            "",
+            "```python",
+            "from sentence_transformers import CrossEncoder",
+            "",
+            f'model = CrossEncoder("{repo_id}")',
+            'query = "Which planet is known as the red planet?"',
+            "documents = [",
+            '    "Mars is often called the red planet because of the iron oxide on its surface.",',
+            '    "The Pacific Ocean is the largest and deepest of the oceans on Earth.",',
+            "]",
+            "scores = model.predict([(query, doc) for doc in documents])",
+            "ranking = model.rank(query, documents)",
+            'print(scores, ranking[0]["corpus_id"])',
+            "```",
             "",
         ]
     )
@@ -215,10 +319,26 @@ def _validation_section(validation: dict[str, Any]) -> str:
 
 
 def _gate_section(decision: dict[str, Any]) -> str:
-    verdict = "promoted" if decision.get("promote") else "not promoted"
-    lines = ["## Promotion Decision", "", f"Decision: **{verdict}**.", "", "| Rule | Passed | Detail |", "|:--|:--|:--|"]
+    outcome = decision.get("outcome") or ("promote" if decision.get("promote") else "reject")
+    approval = decision.get("approval")
+    if outcome == "promote":
+        verdict = "promoted: every rule passed"
+    elif approval and approval.get("approved"):
+        who = approval.get("responded_by") or approval.get("decided_by")
+        verdict = f"promoted after approval by {who} ({approval.get('decided_by')})"
+    else:
+        verdict = f"not promoted ({outcome})"
+    lines = [
+        "## Promotion Decision",
+        "",
+        f"Decision: **{verdict}**.",
+        "",
+        "| Rule | Kind | Passed | Detail |",
+        "|:--|:--|:--|:--|",
+    ]
     for check in decision.get("checks", []):
-        lines.append(f"| {check['rule']} | {'yes' if check['passed'] else 'no'} | {check['detail']} |")
+        kind = "hard" if check.get("hard", True) else "needs approval"
+        lines.append(f"| {check['rule']} | {kind} | {'yes' if check['passed'] else 'no'} | {check['detail']} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -246,7 +366,10 @@ def _lineage_section(lineage: dict[str, Any]) -> str:
             f"{lineage.get('eval_queries', 'n/a')} queries)"
         ),
         f"- Source format: {lineage.get('source_format', 'n/a')}",
-        f"- Base model: `{lineage.get('base_model', 'n/a')}`",
+        f"- Base model: `{lineage.get('base_model', 'n/a')}`"
+        + (f" at revision `{lineage['base_model_revision']}`" if lineage.get("base_model_revision") else ""),
+        f"- Config hash (sha256 of the run configuration): `{config_hash(lineage.get('config', {}))}`",
+        f"- Libraries: {', '.join(f'{name} {version}' for name, version in library_versions().items())}",
         f"- Airflow DAG: `{lineage.get('dag_id', 'n/a')}`, run `{lineage.get('run_id', 'n/a')}`",
         "",
         "<details><summary>Run configuration</summary>",
@@ -259,6 +382,26 @@ def _lineage_section(lineage: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the run config (the same config always hashes the same)."""
+    import hashlib
+
+    return hashlib.sha256(_json(config).encode()).hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape the model (``not installed`` when missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def _json(payload: Any) -> str:

@@ -3,7 +3,8 @@
 * One ``create_commit`` of an explicit file list, never ``upload_folder``: with Xet available,
   ``upload_folder`` may split a large push into several commits, and the first would be a broken model.
 * ``parent_commit`` is the head of ``main`` that the evaluate step saw. If someone pushed in between, the
-  Hub answers 412 and we fail instead of overwriting a model we never compared against.
+  Hub answers 412 and we raise :class:`PublishConflict` instead of overwriting a model we never compared
+  against; the DAG records it (:func:`record_conflict`) and ends the run *not promoted*, saying so.
 * The commit POST is not retried by ``huggingface_hub``, and a lost response may hide a landed commit.
   Every commit therefore carries a ``Run-Id:`` line; a retried task first looks for its own commit on
   ``main`` and reuses it (and its tag) instead of pushing twice.
@@ -27,6 +28,7 @@ from reranker_tasks.train import MODEL_FILE_ALLOWLIST
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "publish.json"
+CONFLICT_FILE = "conflict.json"
 _TAG_PREFIX = "run-"
 
 
@@ -108,6 +110,8 @@ def publish_model(
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
+    if parent_commit is None:
+        parent_commit = _head_of_new_repo(api, repo_id, run_id)
 
     existing = _find_own_commit(api, repo_id, run_id)
     if existing is not None:
@@ -143,6 +147,25 @@ def publish_model(
     write_json_atomic(out_dir / RESULT_FILE, result.to_dict())
     log.info("pushed %s to %s: %s (tag %s)", commit_sha[:12], repo_id, commit_url, tag)
     return result
+
+
+def _head_of_new_repo(api: Any, repo_id: str, run_id: str) -> str | None:
+    """The repo did not exist when the champion was looked up. If a model landed on main since, that is a race we
+    lost (never overwrite it); otherwise the head is the repo's initial commit, and it becomes our parent so a push
+    landing now still makes ours fail instead of replacing it."""
+    info = api.model_info(repo_id, revision="main", files_metadata=False)
+    files = {s.rfilename for s in info.siblings or []}
+    if "model.safetensors" in files and _find_own_commit(api, repo_id, run_id) is None:
+        raise PublishConflict(
+            f"main of {repo_id} moved since the champion was evaluated: the repo did not exist then, and now holds "
+            f"a model (commit {info.sha}); not overwriting a model this run never compared against"
+        )
+    return info.sha
+
+
+def record_conflict(out_dir: Path, reason: str) -> Path:
+    """Record that this run lost a race to another push: not promoted, and why."""
+    return write_json_atomic(out_dir / CONFLICT_FILE, {"promoted": False, "reason": reason})
 
 
 def _find_own_commit(api: Any, repo_id: str, run_id: str) -> tuple[str, str] | None:

@@ -180,7 +180,10 @@ def train_reranker(
         local_files_only=True,
         generate_widget_examples=False,
     )
-    model = load_cross_encoder(base.load_path, config.max_length, config.seed, token=token, model_card_data=card_data)
+    model = load_cross_encoder(
+        base.load_path, config.max_length, config.seed,
+        revision=config.base_model_revision or None, token=token, model_card_data=card_data,
+    )
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
 

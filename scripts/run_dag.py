@@ -139,10 +139,23 @@ def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> 
     if published.exists():
         info = json.loads(published.read_text())
         return f"OUTCOME: promoted {info['commit_url']} tag={info['tag']}", 0
+    conflict = run_dir / "publish" / "conflict.json"
+    if conflict.exists():
+        return f"OUTCOME: not promoted: {json.loads(conflict.read_text())['reason']}", 0
     decision = run_dir / "gate" / "decision.json"
     if decision.exists():
         info = json.loads(decision.read_text())
-        return f"OUTCOME: not promoted: {'; '.join(info['reasons'])}", 0
+        outcome = info.get("outcome", "reject")
+        approval = run_dir / "gate" / "approval.json"
+        if outcome == "needs_approval" and approval.exists():
+            decided = json.loads(approval.read_text())
+            return (
+                f"OUTCOME: not promoted: needs approval and {decided['decided_by']} rejected it "
+                f"(nobody to ask under make run; CONF='{{\"approval\": \"approve\"}}' pushes it): "
+                + "; ".join(info["reasons"]),
+                0,
+            )
+        return f"OUTCOME: not promoted ({outcome}): {'; '.join(info['reasons'])}", 0
     return "OUTCOME: failed at unknown task: the run succeeded but left no gate decision", 1
 
 
@@ -169,13 +182,14 @@ def summary_lines(run_dir: Path) -> list[str]:
         for name in ("candidate", "base", "champion"):
             values = metrics.get(name)
             if values:
-                lines.append(f"{name:>9}: " + "  ".join(f"{k}={v:.4f}" for k, v in values.items()))
+                shown = {k: v for k, v in values.items() if k in SUMMARY_METRICS}
+                lines.append(f"{name:>9}: " + "  ".join(f"{k}={_num(v)}" for k, v in shown.items()))
         if not metrics.get("champion"):
             lines.append(" champion: none")
     decision_path = run_dir / "gate" / "decision.json"
     if decision_path.exists():
         decision = json.loads(decision_path.read_text())
-        lines.append(f"gate: {'promote' if decision['promote'] else 'reject'}")
+        lines.append(f"gate: {decision.get('outcome', 'promote' if decision['promote'] else 'reject')}")
         lines.extend(f"  - {reason}" for reason in decision["reasons"])
     published = run_dir / "publish" / "publish.json"
     if published.exists():
@@ -183,6 +197,28 @@ def summary_lines(run_dir: Path) -> list[str]:
         lines.append(f"hub commit: {info['commit_url']}")
         lines.append(f"hub tag: {info['tag']}")
     return lines
+
+
+SUMMARY_METRICS = ("map", "mrr@10", "ndcg@10", "hit@1", "hit@3", "average_precision", "f1")
+
+
+def _num(value: Any) -> str:
+    return "nan" if value is None else f"{value:.4f}"
+
+
+def with_local_approval(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """``dag.test`` has nobody to approve a borderline candidate: ``approval`` defaults to ``reject`` here.
+
+    ``wait`` would block forever, so it is refused with a pointer to the scheduler-run DAG.
+    """
+    conf = dict(conf)
+    if conf.get("approval") == "wait":
+        raise SystemExit(
+            "approval=wait needs a person in the Airflow UI; make run has nobody to ask. "
+            "Use approval=approve or approval=reject here, or trigger the DAG on a running Airflow."
+        )
+    conf.setdefault("approval", "reject")
+    return conf
 
 
 def load_conf(conf: str | None, conf_file: str | None) -> dict[str, Any]:
@@ -224,7 +260,7 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
     from airflow.sdk.exceptions import ParamValidationError
 
     try:
-        dag_run = dag.test(run_conf=dict(conf), mark_success_pattern=mark_success_pattern)
+        dag_run = dag.test(run_conf=with_local_approval(conf), mark_success_pattern=mark_success_pattern)
     except ParamValidationError as exc:  # Airflow checks the conf against the Params before creating the run
         message = " ".join(str(exc).split("\n\n")[0].split())
         return f"OUTCOME: failed at conf: {message}", 2, ""
@@ -241,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf-file", default=os.environ.get("CONF_FILE") or None, help="file holding the conf")
     args = parser.parse_args(argv)
 
-    conf = load_conf(args.conf, args.conf_file)
+    conf = with_local_approval(load_conf(args.conf, args.conf_file))
+    print(f"approval of borderline candidates: {conf['approval']} (conf key 'approval'; nobody is asked under make run)")
     sys.path.insert(0, str(ROOT))
     from reranker_tasks.config import load_run_config
     from reranker_tasks.errors import ConfigError

@@ -152,3 +152,118 @@ def test_card_step_refuses_a_card_that_quotes_the_data(workspace, tmp_path) -> N
     with pytest.raises(CardLeak):
         write_model_card(model_dir, tmp_path / "card", metrics=metrics, decision={"promote": True, "checks": []},
                          validation={}, lineage={}, data_paths=(Path(workspace["splits"].train_path),))
+
+
+# --------------------------------------------------------------------------- degraded candidates never promote
+
+
+def _gate_on(workspace, candidate_dir: Path, out: Path, eval_path: Path | None = None) -> dict:
+    """Evaluate a candidate for real (tiny BERT base, no champion repo) and run the gate on it."""
+    from reranker_tasks.evaluate import load_per_query
+
+    metrics = evaluate_models(
+        eval_path or Path(workspace["splits"].eval_path), candidate_dir, out, workspace["config"], EvaluateConfig(),
+        "local/degraded-never-pushed", train_path=Path(workspace["splits"].train_path),
+    ).to_dict()
+    per_query = {name: load_per_query(metrics["per_query_path"], name) for name in ("candidate", "base")}
+    decision = decide_promotion(metrics, GateConfig(min_eval_queries=5), per_query)
+    return {"metrics": metrics, "decision": decision}
+
+
+def _edited_copy(workspace, tmp_path: Path, edit) -> Path:
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(workspace["trained"].model_dir)
+    edit(model)
+    out = tmp_path / "edited"
+    model.save_pretrained(str(out))
+    return out
+
+
+def test_healthy_candidate_is_promoted_as_first_model(workspace, tmp_path) -> None:
+    """The control: the same path that rejects the degraded candidates below promotes the real one."""
+    result = _gate_on(workspace, Path(workspace["trained"].model_dir), tmp_path / "evaluate")
+    assert result["decision"].outcome == "promote", result["decision"].reasons
+    assert result["metrics"]["sanity"]["candidate"]["weights_finite"] is True
+    assert result["metrics"]["candidate"]["hit@10"] == pytest.approx(1.0)
+    assert set(result["metrics"]["candidate"]) >= {"map", "mrr@10", "ndcg@10", "hit@1", "hit@3", "hit@10",
+                                                   "average_precision", "f1", "f1_threshold"}
+
+
+def test_nan_weights_are_rejected(workspace, tmp_path) -> None:
+    import torch
+
+    def poison(model) -> None:
+        with torch.no_grad():
+            next(model.model.parameters()).view(-1)[0] = float("nan")
+
+    result = _gate_on(workspace, _edited_copy(workspace, tmp_path, poison), tmp_path / "evaluate")
+    decision = result["decision"]
+    assert decision.outcome == "reject"
+    failed = {c["rule"] for c in decision.checks if not c["passed"]}
+    assert "weights_finite" in failed
+
+
+def test_constant_scorer_is_rejected(workspace, tmp_path) -> None:
+    import torch
+
+    def flatten(model) -> None:
+        with torch.no_grad():
+            for name, param in model.model.named_parameters():
+                if name.startswith("classifier"):
+                    param.zero_()
+
+    result = _gate_on(workspace, _edited_copy(workspace, tmp_path, flatten), tmp_path / "evaluate")
+    assert result["metrics"]["sanity"]["candidate"]["scores"]["std"] == pytest.approx(0.0, abs=1e-7)
+    assert result["decision"].outcome == "reject"
+    assert "scores_vary" in {c["rule"] for c in result["decision"].checks if not c["passed"]}
+
+
+def test_model_trained_on_flipped_labels_is_rejected(workspace, tmp_path) -> None:
+    train = pd.read_parquet(workspace["splits"].train_path)
+    train["label"] = 1.0 - train["label"]
+    flipped_path = tmp_path / "flipped.parquet"
+    train.to_parquet(flipped_path, index=False)
+    flipped = train_reranker(flipped_path, tmp_path / "train", workspace["config"], model_id="local/flipped")
+    result = _gate_on(workspace, Path(flipped.model_dir), tmp_path / "evaluate")
+    assert result["decision"].outcome == "reject"
+    failed = {c["rule"] for c in result["decision"].checks if not c["passed"]}
+    assert {"beats_base", "min_ndcg"} & failed, result["decision"].reasons
+
+
+def test_empty_eval_set_is_rejected(workspace, tmp_path) -> None:
+    frame = pd.read_parquet(workspace["splits"].eval_path)
+    only_positives = frame[frame["label"] >= 0.5]
+    eval_path = tmp_path / "eval.parquet"
+    only_positives.to_parquet(eval_path, index=False)
+    result = _gate_on(workspace, Path(workspace["trained"].model_dir), tmp_path / "evaluate", eval_path)
+    assert result["metrics"]["eval_queries"] == 0
+    assert result["decision"].outcome == "reject"
+    failed = {c["rule"] for c in result["decision"].checks if not c["passed"]}
+    assert {"finite", "min_eval_queries"} <= failed
+
+
+def test_candidate_evaluated_on_training_queries_is_rejected(workspace, tmp_path) -> None:
+    """Evaluating on the training split scores well — and is exactly what the gate must not believe."""
+    train_path = Path(workspace["splits"].train_path)
+    result = _gate_on(workspace, Path(workspace["trained"].model_dir), tmp_path / "evaluate", train_path)
+    assert result["metrics"]["leaked_queries"] == result["metrics"]["eval_queries"] > 0
+    assert result["decision"].outcome == "reject"
+    assert "no_leakage" in {c["rule"] for c in result["decision"].checks if not c["passed"]}
+
+
+def test_per_query_means_match_sentence_transformers_evaluator(workspace) -> None:
+    """Our per-query metrics average to exactly what CrossEncoderRerankingEvaluator reports."""
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+    from reranker_tasks.evaluate import group_eval_queries, measure
+
+    frame = pd.read_parquet(workspace["splits"].eval_path)
+    model = CrossEncoder(workspace["trained"].model_dir)
+    ours = measure(model, group_eval_queries(frame), 32).summary
+    theirs = CrossEncoderRerankingEvaluator(
+        samples=build_eval_samples(frame).samples, at_k=10, write_csv=False, show_progress_bar=False
+    )(model)
+    for key in ("map", "mrr@10", "ndcg@10"):
+        assert ours[key] == pytest.approx(theirs[key], abs=1e-6)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reranker_tasks.config import OFFLINE_BASE_MODEL, TrainConfig
-from reranker_tasks.evaluate import build_eval_samples, score_model
+from reranker_tasks.evaluate import group_eval_queries, measure
 from reranker_tasks.publish import publish_model
 from reranker_tasks.train import MODEL_FILE_ALLOWLIST, train_reranker
 from tests.support import TUTORIAL_PAIRS
@@ -47,7 +47,7 @@ def test_tutorial_eight_pairs_train_push_and_reload_by_tag(tmp_path, local_hub) 
     model = CrossEncoder(trained.model_dir)
     # The tutorial has no held-out data: these metrics are on its 8 training pairs, for the commit message only.
     metrics = {"primary_metric": "ndcg@10", "eval_queries": 4, "base": {"ndcg@10": 0.0}, "champion": None,
-               "candidate": score_model(model, build_eval_samples(TUTORIAL_PAIRS).samples, 8, "train")}
+               "candidate": measure(model, group_eval_queries(TUTORIAL_PAIRS), 8).summary}
     published = publish_model(
         staging, tmp_path / "publish", repo_id="local/tutorial-reranker", token=local_hub.token,
         parent_commit=None, fingerprint="0" * 64, run_id="tutorial", metrics=metrics,

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "reranker_retrain.py"
-ORDER = ["extract", "validate", "split", "train", "evaluate", "gate", "model_card", "publish"]
+ORDER = ["preflight", "extract", "validate", "split", "train", "evaluate", "gate", "model_card", "publish"]
+APPROVAL = "await_approval"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,11 @@ def dag():
 
 
 def test_tasks_run_in_the_documented_order(dag) -> None:
-    assert sorted(dag.task_dict) == sorted(ORDER)
+    assert sorted(dag.task_dict) == sorted([*ORDER, APPROVAL])
+    # A borderline candidate goes gate → await_approval → model_card; the card also runs straight after the gate.
+    assert dag.task_dict[APPROVAL].upstream_task_ids == {"gate"}
+    assert APPROVAL in dag.task_dict["model_card"].upstream_task_ids
+    assert dag.task_dict["model_card"].trigger_rule == "none_failed_min_one_success"
     for upstream, downstream in zip(ORDER, ORDER[1:]):
         assert upstream in dag.task_dict[downstream].upstream_task_ids, (upstream, downstream)
     # Nothing reaches publish except through the gate and the card.
@@ -46,6 +51,9 @@ def test_retries_only_for_transient_errors(dag) -> None:
     from reranker_tasks.errors import ConfigError, DataError, DataValidationFailed
 
     for task in dag.tasks:
+        if task.task_id == APPROVAL:
+            assert task.retries == 0  # a person's answer is not retried
+            continue
         assert task.retries >= 2, task.task_id
         policy = task.retry_policy
         assert policy is not None, task.task_id
@@ -54,9 +62,14 @@ def test_retries_only_for_transient_errors(dag) -> None:
         assert policy.evaluate(ConnectionError("reset"), try_number=1, max_tries=3).action.value != "fail"
 
 
-def test_gate_short_circuits_card_and_publish(dag) -> None:
-    gate = dag.task_dict["gate"]
-    assert type(gate).__name__ == "_ShortCircuitDecoratedOperator"
+def test_gate_branches_and_approval_is_a_human_in_the_loop_task(dag) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    assert type(dag.task_dict["gate"]).__name__ == "_BranchPythonDecoratedOperator"
+    approval = dag.task_dict[APPROVAL]
+    assert isinstance(approval, ApprovalOperator)
+    assert approval.defaults == ["Reject"]  # no answer within the timeout: not promoted
+    assert approval.response_timeout is not None
 
 
 def test_params_match_the_config_schema(dag) -> None:

@@ -102,14 +102,33 @@ def test_first_run_promotes_and_the_pushed_model_ranks_by_its_tag(e2e_inputs, lo
 
     # The card: sentence-transformers' sections plus ours, and no training text.
     card = Path(hf_hub_download(REPO, "README.md", revision=tag)).read_text()
-    for heading in ("## Evaluation", "## Data Validation", "## Promotion Decision", "## Lineage",
-                    "## Training Details", "### Framework Versions", "BinaryCrossEntropyLoss"):
+    for heading in ("## Evaluation", "## Data Validation", "## Promotion Decision", "## Lineage", "## Usage",
+                    "## Training Details", "### Framework Versions", "BinaryCrossEntropyLoss", "| Hit@1 |",
+                    "| Pairwise best F1 |", "Config hash", "sentence-transformers 6.", "two-sided 95% confidence"):
         assert heading in card, heading
+    assert "Decision: **promoted: every rule passed**" in card
+    _run_usage_snippet(card)
     assert extracted["fingerprint"] in card and run_id in card
     assert "model-index" in card
     for text in set(e2e_inputs["frame"]["query"]) | set(e2e_inputs["frame"]["document"]):
         assert text not in card
     assert local_hub.token not in card
+
+
+def _run_usage_snippet(card: str) -> None:
+    """The card's usage snippet runs as written (in a fresh interpreter) against the pushed repo."""
+    import os
+    import subprocess
+    import sys
+
+    section = card.split("## Usage", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    assert f'CrossEncoder("{REPO}")' in code
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Two scores and the index of the top document (the tiny test model's ranking of invented texts is arbitrary).
+    assert re.fullmatch(r"\[\s*[-+0-9.e]+\s+[-+0-9.e]+\s*\] [01]", done.stdout.strip()), done.stdout
 
 
 def test_the_token_is_in_no_artifact_log_or_commit(e2e_inputs, local_hub) -> None:
@@ -136,12 +155,17 @@ def test_second_run_meets_the_champion_and_is_not_promoted(e2e_inputs, local_hub
     before = _main_commits(local_hub)
     outcome, status, run_id, run_dir = _run(e2e_inputs["conf"])
     assert status == 0, outcome
-    assert outcome.startswith("OUTCOME: not promoted: beats_champion"), outcome
+    # Same data, same seed: the same model. Not better than the champion is a hard reject, nobody is asked.
+    assert outcome.startswith("OUTCOME: not promoted (reject): beats_champion"), outcome
+    decision = json.loads((run_dir / "gate" / "decision.json").read_text())
+    assert decision["outcome"] == "reject"
+    assert decision["evidence"]["vs_champion"]["mean_delta"] == pytest.approx(0.0, abs=1e-9)
     metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
     assert metrics["champion"] is not None and metrics["champion_commit"] == before[0].commit_id
     tries = _task_tries(run_id)
     assert tries["gate"][0] == "success"
     assert tries["model_card"][0] == "skipped" and tries["publish"][0] == "skipped"
+    assert tries["await_approval"][0] == "skipped"
     assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]
 
 
@@ -166,8 +190,8 @@ def test_bad_labels_fail_at_validate_without_retry_and_push_nothing(e2e_inputs, 
 def test_unknown_conf_key_fails_before_any_work(e2e_inputs) -> None:
     outcome, status, run_id, run_dir = _run({**e2e_inputs["conf"], "epoch": 3})
     assert status == 1
-    assert outcome.startswith("OUTCOME: failed at extract: unknown conf key(s) ['epoch']"), outcome
-    assert _task_tries(run_id)["extract"] == ("failed", 1)
+    assert outcome.startswith("OUTCOME: failed at preflight: unknown conf key(s) ['epoch']"), outcome
+    assert _task_tries(run_id)["preflight"] == ("failed", 1)
     assert not (run_dir / "extract" / "pairs.parquet").exists()
 
 

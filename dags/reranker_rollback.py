@@ -1,0 +1,116 @@
+"""
+### Roll the production reranker back to an earlier promotion
+
+Puts the files of an earlier `run-<UTC>-<fingerprint>` (or `rollback-...`) tag back on `main` of the Hub repo as
+**one new commit** on top of the current head, and tags it `rollback-<UTC>-<tag>`. History is not rewritten:
+`main` and every existing tag stay where they are, so rolling forward again is another rollback to a newer tag.
+
+`airflow dags trigger reranker_rollback --conf '{"tag": "run-20261123T101500Z-3fa2b9c1"}'`
+
+* The commit is made only if `main` is still at the head read at the start (otherwise the task fails with
+  `PublishConflict`, without retry: look at what was pushed, then trigger again if still wanted).
+* An unknown tag, a tag `main` already matches, or a missing token fail at once, without retries.
+* The Hub token comes from the connection `huggingface_default` (password field) or `HF_TOKEN`, never from params.
+
+The task body is one call into `reranker_tasks.rollback`; its result is in
+`$RERANKER_ARTIFACTS_ROOT/<run id>/rollback/rollback.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, get_current_context, task
+
+HUB_CONN_ID = "huggingface_default"
+HUB = "Hugging Face Hub"
+
+# A bad tag, a missing token or a lost compare-and-swap cannot be fixed by running the same task again: fail at
+# once. Anything else (network, Hub 5xx, a killed worker) keeps the normal retries; a retry that finds its own
+# commit already on main reuses it.
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception="reranker_tasks.errors.PermanentError",
+            action=RetryAction.FAIL,
+            reason="configuration error or main moved: a retry cannot fix it",
+        )
+    ]
+)
+
+PARAMS = {
+    "hub_repo_id": Param(
+        "local/support-reranker", type="string", minLength=3, title="Hub repo", section=HUB,
+        description="'namespace/name' of the production repo; its main branch is production.",
+    ),
+    "tag": Param(
+        type="string", minLength=1, title="Tag to roll back to", section=HUB,
+        description="An existing tag of the repo, e.g. 'run-20261123T101500Z-3fa2b9c1' (a promotion) or a "
+        "'rollback-...' tag. main gets exactly that tag's files in one new commit.",
+    ),
+}
+
+
+def _hub_token() -> str | None:
+    """The Hub token from the connection, else from HF_TOKEN; masked in every log either way."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    token: str | None = None
+    with contextlib.suppress(AirflowNotFoundException):
+        token = Connection.get(HUB_CONN_ID).password or None
+    token = token or os.environ.get("HF_TOKEN") or None
+    if token:
+        mask_secret(token)
+    return token
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    params=PARAMS,
+    doc_md=__doc__,
+    tags=["ml", "reranker", "rollback"],
+    default_args={
+        "retries": 2,
+        # A deployment setting shared with the retraining DAG (tests shorten it).
+        "retry_delay": timedelta(seconds=float(os.environ.get("RERANKER_RETRY_DELAY_S", "60"))),
+        "retry_exponential_backoff": 2.0,
+        "retry_policy": RETRY_POLICY,
+        "execution_timeout": timedelta(hours=1),
+    },
+)
+def reranker_rollback() -> None:
+    @task
+    def rollback() -> dict[str, Any]:
+        """Commit the tag's files on main over the head read at the start, and tag the new commit."""
+        from reranker_tasks.paths import RunPaths
+        from reranker_tasks.rollback import rollback_to_tag
+
+        context = get_current_context()
+        params = context["params"]
+        run_id = context["run_id"]
+        result = rollback_to_tag(
+            params["hub_repo_id"],
+            params["tag"],
+            token=_hub_token(),
+            run_id=run_id,
+            out_dir=RunPaths.for_run(run_id).step("rollback"),
+        )
+        print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
+        return result.to_dict()
+
+    rollback()
+
+
+reranker_rollback()

@@ -1,0 +1,60 @@
+"""Fixtures for tests that run against a real Airflow deployment (see ``tests/stack/airflow_stack.py``).
+
+``airflow_stack`` starts one deployment per session, after the session's PostgreSQL server and Hub emulator
+(so it is torn down before them). When a test here fails, the components' log tails are attached to its
+report; the start-up timings are printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.stack.airflow_stack import AirflowClient, AirflowStack, start_airflow_stack
+
+if TYPE_CHECKING:
+    from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
+    from tests.pg_server import PostgresServer
+
+_STARTED: list[AirflowStack] = []
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(postgres_server: PostgresServer, local_hub: LocalHub, session_tmp: Path) -> Iterator[AirflowStack]:
+    """A running LocalExecutor deployment (api-server, scheduler, dag-processor, triggerer) on loopback."""
+    stack = start_airflow_stack(postgres_server, local_hub, session_tmp)
+    _STARTED.append(stack)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_client(airflow_stack: AirflowStack) -> Iterator[AirflowClient]:
+    """A REST client logged in as the stack's admin user."""
+    client = airflow_stack.client()
+    client.login()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """On a failure, show what the components were saying: a REST timeout alone rarely tells why."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _STARTED:
+        for stack in _STARTED:
+            report.sections.append((f"Airflow stack logs (tail), files under {stack.root}", stack.logs_report()))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for stack in _STARTED:
+        timings = "  ".join(f"{k}={v:.1f}" for k, v in stack.timings.items())
+        terminalreporter.write_line(f"airflow stack {stack.root}: {timings}")
