@@ -141,12 +141,13 @@ def decide_promotion(
         scores = cand_sanity.get("scores") or {}
         std = _as_float(scores.get("std"))
         non_finite = int(scores.get("non_finite") or 0)
-        check("scores_vary", non_finite == 0 and math.isfinite(std) and std >= 0,
+        check("scores_vary", non_finite == 0 and math.isfinite(std) and std > _SCORE_STD_FLOOR,
               f"candidate scores: std {std:.3g}, {non_finite} non-finite of {scores.get('pairs')}")
         check("score_scale", *_score_scale(cand_sanity, (sanity.get("champion") or {}) if champion_metrics else None))
     else:
         check("sanity", False, "the evaluate step recorded no sanity facts (weights, score spread, activation)")
-    check("min_ndcg", finite and candidate >= config.min_ndcg, f"candidate {candidate:.4f} vs floor {config.min_ndcg:.4f}")
+    check("min_ndcg", finite and candidate >= config.min_ndcg,
+          f"candidate {candidate:.4f} vs floor {config.min_ndcg:.4f}")
     check("beats_base", finite and math.isfinite(base) and candidate >= base,
           f"candidate {candidate:.4f} vs untuned base {base:.4f}")
     _check_slices(metrics.get("slices") or {}, metric, config, check, has_champion=champion_metrics is not None)
