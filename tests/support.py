@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -106,3 +107,18 @@ TUTORIAL_PAIRS = pd.DataFrame(
         "label": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
     }
 )
+
+
+def seed_untuned_champion(api: Any, repo_id: str, base: Path, folder: Path, tag: str, max_length: int = 64) -> str:
+    """Put the untuned base model (its seeded head, as evaluate rebuilds it) on ``main`` as a weak champion.
+
+    Every candidate the DAG trains from ``base`` beats it by far, so a ``min_gain`` near 1.0 makes the candidate
+    sound and better, but not by enough: the gate's *needs approval*, deterministically. Returns the commit.
+    """
+    from reranker_tasks.train import load_cross_encoder
+
+    load_cross_encoder(str(base), max_length, 42).save_pretrained(str(folder))
+    api.create_repo(repo_id, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="seed champion")
+    api.create_tag(repo_id, tag=tag, revision=commit.oid)
+    return str(commit.oid)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import build_tiny_bert, learnable_pairs, write_pairs
+from tests.support import build_tiny_bert, learnable_pairs, seed_untuned_champion, write_pairs
 
 pytestmark = pytest.mark.slow
 REPO = "local/e2e-borderline"
@@ -26,8 +26,6 @@ SEED_TAG = "run-20260101T000000Z-00000000"
 def inputs(tmp_path_factory, airflow_local, local_hub):
     from huggingface_hub import HfApi
 
-    from reranker_tasks.train import load_cross_encoder
-
     folder = tmp_path_factory.mktemp("safety")
     frame = learnable_pairs()
     source = write_pairs(frame, folder / "pairs.csv")
@@ -36,14 +34,9 @@ def inputs(tmp_path_factory, airflow_local, local_hub):
         "source_path": str(source), "base_model": str(base), "epochs": 3.0, "learning_rate": 3e-3,
         "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05, "min_eval_queries": 5, "hub_repo_id": REPO,
     }
-    # The weak champion: the untuned base, exactly as evaluate rebuilds it (same seed, same head).
-    champion_dir = folder / "champion"
-    load_cross_encoder(str(base), 64, 42).save_pretrained(str(champion_dir))
     api = HfApi(token=local_hub.token)
-    api.create_repo(REPO, exist_ok=True)
-    commit = api.upload_folder(repo_id=REPO, folder_path=str(champion_dir), commit_message="seed champion")
-    api.create_tag(REPO, tag=SEED_TAG, revision=commit.oid)
-    return {"conf": conf, "api": api, "seed_commit": commit.oid}
+    seed_commit = seed_untuned_champion(api, REPO, base, folder / "champion", SEED_TAG)
+    return {"conf": conf, "api": api, "seed_commit": seed_commit}
 
 
 def _run(conf: dict) -> tuple[str, int, str, Path]:
