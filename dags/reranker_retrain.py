@@ -260,6 +260,18 @@ def _sql_url(conn_id: str) -> str:
     )
 
 
+def _pinned_train_config(cfg: Any) -> Any:
+    """The train config with a Hub base model pinned to the commit preflight resolved and loaded.
+
+    Training and the base-model evaluation then use exactly the weights preflight checked, even if the base
+    model's branch moves during the run; local and packaged base models have no commit and stay as they are.
+    """
+    from dataclasses import replace
+
+    sha = (get_current_context()["ti"].xcom_pull(task_ids="preflight") or {}).get("base_model_sha")
+    return replace(cfg.train, base_model_revision=sha) if sha else cfg.train
+
+
 def _record_failure(context: Any) -> None:
     """Write the failing task and its error next to the run's artifacts, for `make run` to report."""
     from reranker_tasks.paths import RunPaths, write_json_atomic
@@ -360,7 +372,7 @@ def reranker_retrain() -> None:
         return train_reranker(
             Path(splits["train_path"]),
             _step_dir("train"),
-            cfg.train,
+            _pinned_train_config(cfg),
             model_id=cfg.publish.hub_repo_id,
             data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
             token=_hub_token(),
@@ -375,7 +387,7 @@ def reranker_retrain() -> None:
             Path(splits["eval_path"]),
             Path(trained["model_dir"]),
             _step_dir("evaluate"),
-            cfg.train,
+            _pinned_train_config(cfg),
             cfg.evaluate,
             cfg.publish.hub_repo_id,
             token=_hub_token(),
@@ -423,7 +435,6 @@ def reranker_retrain() -> None:
         splits: dict[str, Any],
         trained: dict[str, Any],
         metrics: dict[str, Any],
-        checked: dict[str, Any],
     ) -> dict[str, Any]:
         from reranker_tasks.approval import read_approval
         from reranker_tasks.model_card import write_model_card
@@ -433,6 +444,9 @@ def reranker_retrain() -> None:
         ti = context["ti"]
         decision = ti.xcom_pull(task_ids="gate", key="decision")
         decision["approval"] = read_approval(_step_dir("gate"), ti.xcom_pull(task_ids="await_approval"))
+        # Pulled, not passed: preflight always succeeds first, and as a direct upstream it would let this task's
+        # trigger rule (one success is enough) run the card of a run whose extract was skipped.
+        checked = ti.xcom_pull(task_ids="preflight") or {}
         lineage = {
             "data_fingerprint": extracted["fingerprint"],
             "pairs": extracted["pairs"],
@@ -441,7 +455,7 @@ def reranker_retrain() -> None:
             "source_format": extracted["source_format"],
             **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
             "base_model": cfg.train.base_model,
-            "base_model_revision": checked.get("base_model_commit") or cfg.train.base_model_revision or None,
+            "base_model_revision": checked.get("base_model_sha") or cfg.train.base_model_revision or None,
             "hub_repo_id": cfg.publish.hub_repo_id,
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
@@ -491,7 +505,7 @@ def reranker_retrain() -> None:
     trained = train(extracted, splits)
     metrics = evaluate(splits, trained)
     route = gate(metrics)
-    card = model_card(extracted, validated, splits, trained, metrics, checked)
+    card = model_card(extracted, validated, splits, trained, metrics)
     route >> await_approval >> card
     route >> card
     publish(extracted, metrics, card)

@@ -149,10 +149,9 @@ def write_model_card(
             _validation_section(validation),
             _gate_section(decision),
             _lineage_section(lineage),
-            usage_section(lineage.get("hub_repo_id") or "namespace/name"),
         ]
     )
-    text = card.text
+    text = _with_usage_snippet(card.text, lineage.get("hub_repo_id") or "namespace/name")
     anchor = "## Training Details"
     card.text = text.replace(anchor, sections + "\n" + anchor, 1) if anchor in text else text + "\n" + sections
     readme = staging / "README.md"
@@ -277,12 +276,23 @@ def _slices_section(metrics: dict[str, Any], metric_key: str) -> str:
     return "\n".join(lines)
 
 
-def usage_section(repo_id: str) -> str:
-    """A snippet that runs as written once the model is on the Hub (texts invented, never the run's data)."""
+def _with_usage_snippet(text: str, repo_id: str) -> str:
+    """Put our snippet in place of sentence-transformers' usage code (one snippet, the tested one)."""
+    heading = "### Direct Usage (Sentence Transformers)"
+    start = text.find("```python", text.find(heading)) if heading in text else -1
+    end = text.find("```\n", start + len("```python")) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return text + "\n## Usage\n\n" + usage_snippet(repo_id)
+    return text[:start] + usage_snippet(repo_id) + text[end + len("```\n"):]
+
+
+def usage_snippet(repo_id: str) -> str:
+    """Code that runs as written once the model is on the Hub (texts invented, never the run's data).
+
+    The project's end-to-end tests run it against the pushed repository.
+    """
     return "\n".join(
         [
-            "## Usage (this snippet is run against the pushed repository by the project's tests)",
-            "",
             "```python",
             "from sentence_transformers import CrossEncoder",
             "",

@@ -16,7 +16,7 @@ logs the way the UI does. This module starts the real thing, each component in i
 Everything lives in one folder under the session's tmp dir (``AirflowStack.root``: ``home/`` is AIRFLOW_HOME
 with the task logs, ``process-logs/<component>.log`` the components' output, ``artifacts/`` the runs'
 artifacts); it is left in place after the session for debugging. Scheduled runs are off
-(``[scheduler] use_job_schedule=False``): unpausing ``@weekly`` DAG would otherwise start a default run with
+(``[scheduler] use_job_schedule=False``): unpausing the ``@weekly`` DAG would otherwise start a default run with
 the full-size base model, and with ``max_active_runs=1`` a test's own run would queue behind it.
 
 Later variants (CeleryExecutor) pass another executor, extra components and extra environment in
@@ -35,7 +35,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,10 @@ if TYPE_CHECKING:
 DAG_ID = "reranker_retrain"
 ADMIN_USER = "admin"
 BASE_COMPONENTS: tuple[tuple[str, ...], ...] = (("scheduler",), ("dag-processor",), ("triggerer",))
+# Component name -> its entry in /api/v2/monitor/health.
+HEALTH_KEYS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
 MIGRATE_TIMEOUT_S = 240.0
+PARK_SEEN_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 240.0  # api-server healthy and the DAGs parsed; about 30 s on 2 CPUs, generous for a loaded CI box
 STOP_TIMEOUT_S = 20.0
 RUN_END_STATES = frozenset({"success", "failed"})
@@ -181,12 +186,14 @@ class AirflowClient:
         password: str,
         *,
         check: Callable[[], None] | None = None,
+        before_answer: Callable[[Mapping[str, Any]], None] | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
         self._check = check or (lambda: None)
+        self._before_answer = before_answer
         # trust_env=False: a proxy from the environment must never see loopback calls.
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s, trust_env=False)
 
@@ -262,8 +269,15 @@ class AirflowClient:
             if not page["task_instances"] or len(items) >= page["total_entries"]:
                 return items
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """One task instance as the API returns it (``id``, ``state``, ``try_number``, ...)."""
+        path = f"{self._run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}"
+        if map_index != -1:
+            path += f"/{map_index}"
+        return dict(self.request("GET", path).json())
+
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        """``{task_id: state}``; a mapped task's instances appear as ``task_id[map_index]``; None = not yet scheduled."""
+        """``{task_id: state}``; a mapped task's instances are ``task_id[map_index]``; None = not scheduled yet."""
         states: dict[str, str | None] = {}
         for ti in self.task_instance_list(dag_id, run_id):
             key = ti["task_id"] if ti.get("map_index", -1) == -1 else f"{ti['task_id']}[{ti['map_index']}]"
@@ -295,7 +309,8 @@ class AirflowClient:
                 return run
             if run["state"] in RUN_END_STATES:
                 raise AssertionError(
-                    f"run {run_id} ended {run['state']!r}, expected {sorted(wanted)}\n{self.describe_run(dag_id, run_id)}"
+                    f"run {run_id} ended {run['state']!r}, expected {sorted(wanted)}\n"
+                    f"{self.describe_run(dag_id, run_id)}"
                 )
             if fail_on_input_wait:
                 waiting = self.tasks_waiting_for_input(dag_id, run_id)
@@ -362,7 +377,15 @@ class AirflowClient:
         params_input: Mapping[str, Any] | None = None,
         map_index: int = -1,
     ) -> dict[str, Any]:
-        """Answer a HITL task as the logged-in user (400: not an offered option; 409: already answered)."""
+        """Answer a HITL task as the logged-in user (400: not an offered option; 409: already answered).
+
+        A stack client first waits (``before_answer``) until the scheduler has seen the task park: answered
+        sooner, Airflow 3.3.2 marks the resumed task FAILED (see :meth:`AirflowStack.wait_until_park_seen`).
+        """
+        if self._before_answer is not None:
+            ti = self.task_instance(dag_id, run_id, task_id, map_index)
+            if ti["state"] in INPUT_WAIT_STATES:
+                self._before_answer(ti)
         path = f"{self._run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}/{map_index}/hitlDetails"
         body = {"chosen_options": list(chosen_options), "params_input": dict(params_input or {})}
         return dict(self.request("PATCH", path, json=body).json())
@@ -440,6 +463,7 @@ class AirflowStack:
         self.options = options
         self.components: list[Component] = []
         self.timings: dict[str, float] = {}
+        self._warmer: threading.Thread | None = None
         self._stopped = False
 
     # -- start-up
@@ -465,7 +489,7 @@ class AirflowStack:
         client = self.client()
         try:
             self._wait_healthy(client)
-            self.timings["api_healthy_s"] = time.perf_counter() - launched
+            self.timings["healthy_s"] = time.perf_counter() - launched
             self._wait_dags_parsed(client)
             self.timings["dags_parsed_s"] = time.perf_counter() - launched
         finally:
@@ -484,13 +508,22 @@ class AirflowStack:
             )
 
     def _wait_healthy(self, client: AirflowClient) -> None:
+        """Wait until the API answers and reports the DB and every started component healthy (by heartbeat).
+
+        A test that needs the triggerer (HITL) must not start before it heartbeats, so the API alone is not enough.
+        """
+        names = {c.name for c in self.components}
+        required = ["metadatabase"] + [key for name, key in HEALTH_KEYS.items() if name in names]
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = "no answer yet"
         while time.monotonic() < deadline:
             self.check_running()
             try:
                 health = client.health()
-                if health.get("metadatabase", {}).get("status") == "healthy":
+                if self._warmer is None:  # the API answers: start building the Execution API meanwhile
+                    self._warmer = threading.Thread(target=self._warm_execution_api, name="warm-exec-api", daemon=True)
+                    self._warmer.start()
+                if all((health.get(key) or {}).get("status") == "healthy" for key in required):
                     return
                 last = json.dumps(health)
             except (httpx.HTTPError, AirflowApiError) as exc:
@@ -499,6 +532,21 @@ class AirflowStack:
         raise AirflowStackError(
             f"the api-server did not report healthy within {READY_TIMEOUT_S:.0f} s ({last})\n{self.logs_report()}"
         )
+
+    def _warm_execution_api(self) -> None:
+        """Make the api-server build its task Execution API now, in the background, not for the first task.
+
+        The api-server builds the ``/execution`` app on the first request to it: about 10 s on a busy 2-CPU box.
+        Left to the first task, its start call times out client-side and is retried (400s in the api-server
+        log, a retry warning in the task log). Done here, it overlaps the DAG parse and the test's own set-up.
+        """
+        began = time.perf_counter()
+        try:
+            with httpx.Client(base_url=self.base_url, timeout=120.0, trust_env=False) as http:
+                http.get("/execution/health")
+        except httpx.HTTPError:
+            return  # only an optimisation: a real problem shows in the first task
+        self.timings["execution_api_warm_s"] = time.perf_counter() - began
 
     def _wait_dags_parsed(self, client: AirflowClient) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -526,7 +574,53 @@ class AirflowStack:
     # -- while running
     def client(self) -> AirflowClient:
         """A new client logged in lazily as the admin user; it fails its waits at once if a component died."""
-        return AirflowClient(self.base_url, self.username, self.password, check=self.check_running)
+        return AirflowClient(
+            self.base_url, self.username, self.password, check=self.check_running,
+            before_answer=self.wait_until_park_seen,
+        )
+
+    def wait_until_park_seen(self, ti: Mapping[str, Any], timeout: float = PARK_SEEN_TIMEOUT_S) -> bool:
+        """Wait until the scheduler has processed the executor event of every time this task instance parked.
+
+        Why: a HITL task parks (``awaiting_input``), its worker process exits, and the executor reports that
+        exit to the scheduler a loop later. If the answer arrives in between (a script answers within a second;
+        a person never does), the API re-queues the task with the *same* try number, the scheduler then reads
+        the stale exit event as "finished, but the task is queued", and Airflow 3.3.2 marks it FAILED
+        ("Executor ... reported that the task instance ... finished with state success, but the task instance's
+        state attribute is queued"). Seen in this stack with LocalExecutor.
+
+        How: the worker's "Pausing task as ..." lines (tagged with the TI id) and the scheduler's "Received
+        executor event ... TaskInstanceKey(...)" lines are counted in the component logs; done when there are as
+        many events as parks (at least one). Returns False, with a warning, when that is not seen in time
+        (e.g. another executor logging elsewhere); the caller then answers anyway.
+        """
+        key = (
+            f"TaskInstanceKey(dag_id='{ti['dag_id']}', task_id='{ti['task_id']}', run_id='{ti['dag_run_id']}', "
+            f"try_number={ti['try_number']}, map_index={ti.get('map_index', -1)})"
+        )
+        ti_id = f"ti_id={ti['id']}"
+        deadline = time.monotonic() + timeout
+        while True:
+            parks = events = 0
+            for component in self.components:
+                try:
+                    text = component.log_path.read_text(errors="replace")
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if "Pausing task as" in line and ti_id in line:
+                        parks += 1
+                    elif "Received executor event with state" in line and key in line:
+                        events += 1
+            if parks and events >= parks:
+                return True
+            if time.monotonic() > deadline:
+                warnings.warn(
+                    f"did not see the scheduler process the park of {ti['task_id']} ({parks} park(s), {events} "
+                    f"executor event(s)) within {timeout:.0f} s; answering anyway", stacklevel=2,
+                )
+                return False
+            time.sleep(0.5)
 
     def check_running(self) -> None:
         """Raise, with the logs, when a component has exited: nothing would make progress any more."""

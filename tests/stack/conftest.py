@@ -44,6 +44,31 @@ def stack_client(airflow_stack: AirflowStack) -> Iterator[AirflowClient]:
         client.close()
 
 
+@pytest.fixture(scope="session")
+def tiny_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The e2e tests' run conf (tiny BERT, learnable pairs), so a run trains in seconds; tests add ``hub_repo_id``.
+
+    Same values as ``tests/dags/test_reranker_e2e.py``'s ``e2e_inputs``: what passes there passes here, and a
+    difference in outcome points at the deployment, not the data.
+    """
+    from tests.support import build_tiny_bert, learnable_pairs, write_pairs
+
+    folder = tmp_path_factory.mktemp("stack-inputs")
+    frame = learnable_pairs()
+    source = write_pairs(frame, folder / "pairs.csv")
+    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
+    return {
+        "source_path": str(source),
+        "base_model": str(base),
+        "epochs": 3.0,
+        "learning_rate": 3e-3,
+        "batch_size": 16,
+        "max_length": 64,
+        "warmup_ratio": 0.05,
+        "min_eval_queries": 5,
+    }
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """On a failure, show what the components were saying: a REST timeout alone rarely tells why."""

@@ -1,7 +1,8 @@
 """Smoke test of the real deployment: the API is behind auth, and a run triggered over REST promotes and pushes.
 
-The run uses the tiny BERT and the learnable pairs of ``tests/dags/test_reranker_e2e.py`` (same conf), so
-training takes seconds; what is slow is each task being a fresh Python process, as in production.
+The run uses ``tiny_conf`` (``tests/stack/conftest.py``: the tiny BERT, learnable pairs and conf of
+``tests/dags/test_reranker_e2e.py``), so training takes seconds; what is slow is each task being a fresh
+Python process, as in production.
 """
 
 from __future__ import annotations
@@ -14,32 +15,12 @@ import httpx
 import pytest
 
 from tests.stack.airflow_stack import DAG_ID, AirflowClient, AirflowStack
-from tests.support import build_tiny_bert, learnable_pairs, write_pairs
 
 if TYPE_CHECKING:
     from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT_S = 900.0
-
-
-@pytest.fixture(scope="module")
-def tiny_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The e2e tests' conf: tiny BERT, learnable pairs; each test sets its own ``hub_repo_id``."""
-    folder = tmp_path_factory.mktemp("stack-inputs")
-    frame = learnable_pairs()
-    source = write_pairs(frame, folder / "pairs.csv")
-    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
-    return {
-        "source_path": str(source),
-        "base_model": str(base),
-        "epochs": 3.0,
-        "learning_rate": 3e-3,
-        "batch_size": 16,
-        "max_length": 64,
-        "warmup_ratio": 0.05,
-        "min_eval_queries": 5,
-    }
 
 
 def test_the_api_is_behind_auth(airflow_stack: AirflowStack, stack_client: AirflowClient) -> None:
