@@ -985,8 +985,9 @@ def _statistics(
     else:
         stats += _conflict_statistics(frame, refs, conflicts, scope="pairs", skipped=skipped)
 
-    rows_read = _int(info.get("rows_read")) or rows + duplicates
-    duplicate_fraction = duplicates / rows_read if rows_read > 0 else 0.0
+    # The share of *pairs*: a triplets line expands to several pairs, so rows read would overstate it.
+    pairs_before = rows + duplicates
+    duplicate_fraction = duplicates / pairs_before if pairs_before > 0 else 0.0
     examples = [str(r) for r in (info.get("duplicate_rows") or [])][:ROWS_IN_MESSAGE]
     stats.append(
         _Statistic(
@@ -995,7 +996,7 @@ def _statistics(
             duplicate_fraction,
             max_value=config.max_duplicate_fraction,
             fact=(
-                f"{duplicates} exact duplicate pairs dropped ({_pct(duplicate_fraction)} of {rows_read} rows read)"
+                f"{duplicates} exact duplicate pairs dropped ({_pct(duplicate_fraction)} of {pairs_before} pairs)"
                 if duplicates
                 else "no exact duplicate pairs dropped"
             ),

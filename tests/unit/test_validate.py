@@ -564,7 +564,7 @@ def test_conflicting_pairs_ignore_rows_with_nulls() -> None:
 def test_duplicates_above_maximum_fail(tmp_path: Path) -> None:
     error, report = run_failing(tmp_path, make_frame(), extract_info=dict(DUPLICATES_INFO))
     assert error.failures == [
-        "duplicates: 20 exact duplicate pairs dropped (25% of 80 rows read), more than max_duplicate_fraction 10%; "
+        "duplicates: 20 exact duplicate pairs dropped (25% of 80 pairs), more than max_duplicate_fraction 10%; "
         "e.g. source rows [a.csv:3, b.csv:9]"
     ]
     assert report["summary"]["duplicates_dropped"] == 20
@@ -574,7 +574,7 @@ def test_duplicates_below_maximum_are_a_warning(tmp_path: Path, caplog: pytest.L
     info = {"rows_read": N + 2, "duplicates_dropped": 2, "duplicate_rows": ["7", "9"], "source_files": ["a.csv"]}
     with caplog.at_level("WARNING", logger="reranker_tasks.validate"):
         summary = run_passing(tmp_path, make_frame(), ValidateConfig(), info)
-    line = "duplicates: 2 exact duplicate pairs dropped (3.23% of 62 rows read); e.g. source rows [7, 9]"
+    line = "duplicates: 2 exact duplicate pairs dropped (3.23% of 62 pairs); e.g. source rows [7, 9]"
     assert summary.success and summary.warnings == (line,)
     assert summary.duplicates_dropped == 2
     assert line in caplog.text
@@ -798,3 +798,11 @@ def test_eval_suite_has_no_row_count() -> None:
                            eval_set=True)  # fmt: skip
     checks = [(e.meta or {}).get("check") for e in suite.expectations]
     assert suite.name == "labeled_pairs_eval" and "row_count" not in checks and len(checks) == 10
+
+
+def test_duplicate_share_counts_pairs_not_triplet_lines(tmp_path: Path) -> None:
+    """A triplets file of 12 lines expands to 60 pairs: 2 duplicates are 3.23% of the pairs, not 17% of the lines."""
+    info = {"rows_read": 12, "duplicates_dropped": 2, "duplicate_rows": ["3", "8"], "source_files": ["t.jsonl"]}
+    summary = run_passing(tmp_path, make_frame(), ValidateConfig(), info)
+    assert summary.success
+    assert summary.warnings == ("duplicates: 2 exact duplicate pairs dropped (3.23% of 62 pairs); e.g. source rows [3, 8]",)
