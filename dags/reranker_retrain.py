@@ -210,6 +210,10 @@ PARAMS = {
                          description="'namespace/name'; its main branch is production."),
     "private": Param(False, type="boolean", title="Private repo", section=HUB,
                      description="Create the repo private if it does not exist."),
+    "card_examples": Param(
+        0, type="integer", minimum=0, maximum=50, title="Training examples in the card", section=HUB,
+        description="Quote this many training pairs in the model card (0: none; only for data that may be public).",
+    ),
     "min_free_gb": Param(2.0, type="number", minimum=0, title="Minimum free disk (GB)", section=HUB,
                          description="Preflight fails when the artifacts disk has less free space."),
 }
@@ -469,6 +473,7 @@ def reranker_retrain() -> None:
             validation=validated,
             lineage=lineage,
             data_paths=(Path(splits["train_path"]), Path(splits["eval_path"])),
+            examples=cfg.publish.card_examples,
         ).to_dict()
 
     @task(retries=3)

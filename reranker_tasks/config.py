@@ -254,11 +254,15 @@ class PublishConfig:
 
     hub_repo_id: str = "local/support-reranker"
     private: bool = False
+    #: Training pairs quoted in the model card. 0 (default): none — labeled data is often private, and the card
+    #: step refuses a card that quotes any. A team whose data is public may opt in to show a few examples.
+    card_examples: int = 0
 
     def __post_init__(self) -> None:
         repo_id = self.hub_repo_id
         if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
             raise ConfigError(f"hub_repo_id: {self.hub_repo_id!r} is not of the form 'namespace/name'")
+        _check_range("card_examples", self.card_examples, low=0, high=50)
 
 
 @dataclass(frozen=True)

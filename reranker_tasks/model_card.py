@@ -82,6 +82,7 @@ def write_model_card(
     validation: dict[str, Any],
     lineage: dict[str, Any],
     data_paths: tuple[Path, ...] = (),
+    examples: int = 0,
 ) -> CardResult:
     """Stage the candidate's publishable files with the full card in ``out_dir/staging``.
 
@@ -92,7 +93,9 @@ def write_model_card(
         decision: the gate decision.
         validation: the validate step's summary.
         lineage: run id, DAG id, data fingerprint and counts, configuration.
-        data_paths: Parquet files of the run's pairs; the card must quote none of their texts.
+        data_paths: Parquet files of the run's pairs (training split first); the card quotes none of their texts,
+            except ``examples`` training pairs when the run opted in.
+        examples: training pairs to quote (``card_examples``; 0 = none).
 
     Raises:
         CardLeak: the card contains a query or document of the run's data.
@@ -142,6 +145,7 @@ def write_model_card(
         "primary_metric_value": round(float(metrics["candidate"][metric_key]), 6),
     }
 
+    quoted = _training_examples(data_paths[0], examples) if examples and data_paths else None
     sections = "\n".join(
         [
             _evaluation_section(metrics, metric_key, decision.get("evidence") or {}),
@@ -149,6 +153,7 @@ def write_model_card(
             _validation_section(validation),
             _gate_section(decision),
             _lineage_section(lineage),
+            _examples_section(quoted) if quoted is not None else "",
         ]
     )
     text = _with_usage_snippet(card.text, lineage.get("hub_repo_id") or "namespace/name")
@@ -156,7 +161,8 @@ def write_model_card(
     card.text = text.replace(anchor, sections + "\n" + anchor, 1) if anchor in text else text + "\n" + sections
     readme = staging / "README.md"
     card.save(readme)
-    _assert_no_data_quoted(readme.read_text(encoding="utf-8"), data_paths)
+    allowed = set() if quoted is None else set(quoted["query"]) | set(quoted["document"])
+    _assert_no_data_quoted(readme.read_text(encoding="utf-8"), data_paths, allowed)
     copied.append("README.md")
     log.info("model card written: %s", readme)
     return CardResult(str(staging), str(readme), tuple(sorted(copied)))
@@ -420,15 +426,40 @@ def _json(payload: Any) -> str:
     return json.dumps(payload, indent=2, sort_keys=True, default=str)
 
 
-def _assert_no_data_quoted(card_text: str, data_paths: tuple[Path, ...]) -> None:
-    """Fail when any query or document of the run's data appears verbatim in the card."""
+def _training_examples(train_path: Path, count: int) -> pd.DataFrame:
+    """The first ``count`` training pairs (the split is seeded, so the same run quotes the same pairs)."""
+    frame = pd.read_parquet(train_path, columns=["query", "document", "label"])
+    return frame.head(count).astype({"query": str, "document": str})
+
+
+def _examples_section(examples: pd.DataFrame) -> str:
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")
+
+    lines = [
+        "## Training Examples",
+        "",
+        f"{len(examples)} training pairs, quoted because the run set `card_examples` (by default no training text is "
+        "published).",
+        "",
+        "| Query | Document | Label |",
+        "|:--|:--|--:|",
+        *(f"| {cell(q)} | {cell(d)} | {float(lab):g} |" for q, d, lab in examples.itertuples(index=False)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _assert_no_data_quoted(card_text: str, data_paths: tuple[Path, ...], allowed: set[str] | None = None) -> None:
+    """Fail when any query or document of the run's data appears verbatim in the card (opted-in examples aside)."""
+    allowed = allowed or set()
     for path in data_paths:
         frame = pd.read_parquet(path, columns=["query", "document"])
         for column in ("query", "document"):
             texts = frame[column].dropna().astype(str)
             texts = texts[texts.str.len() >= _MIN_QUOTE_LEN].unique()
             for text in texts:
-                if text in card_text:
+                if text in card_text and text not in allowed:
                     raise CardLeak(
                         f"the model card quotes a {column} of the run's data ({Path(path).name}); refusing to publish it"
                     )

@@ -267,3 +267,24 @@ def test_per_query_means_match_sentence_transformers_evaluator(workspace) -> Non
     )(model)
     for key in ("map", "mrr@10", "ndcg@10"):
         assert ours[key] == pytest.approx(theirs[key], abs=1e-6)
+
+
+def test_publish_can_create_the_repo_private(tmp_path, local_hub) -> None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"weights")
+    (staging / "README.md").write_text("# private reranker\n")
+    repo = "local/private-reranker"
+    publish_model(staging, tmp_path / "publish", repo_id=repo, token=local_hub.token, parent_commit=None,
+                  fingerprint="a" * 64, run_id="manual__private", metrics=_commit_metrics(), private=True)
+    assert HfApi(token=local_hub.token).model_info(repo).private is True
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(token=False).model_info(repo)
+
+
+def _commit_metrics() -> dict:
+    values = {"map": 0.9, "mrr@10": 0.9, "ndcg@10": 0.9}
+    return {"primary_metric": "ndcg@10", "eval_queries": 12, "candidate": values, "base": values, "champion": None}

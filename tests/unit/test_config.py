@@ -164,6 +164,20 @@ def test_int_for_float_is_not_confused_with_bool() -> None:
         ("min_gain", 1.5),
         ("min_eval_queries", 0),
         ("min_eval_queries", -1),
+        ("confidence", 0.4),
+        ("confidence", 1.0),
+        ("bootstrap_samples", 99),
+        ("bootstrap_samples", 100_001),
+        ("max_slice_regression", -0.1),
+        ("max_slice_regression", 1.1),
+        ("min_slice_queries", 0),
+        ("min_free_gb", -1.0),
+        ("card_examples", -1),
+        ("card_examples", 51),
+        ("approval", "maybe"),
+        ("approval", "Approve"),
+        ("base_model_revision", "../etc"),
+        ("base_model_revision", "main branch"),
     ],
 )
 def test_out_of_range_values_are_rejected(key: str, value: float) -> None:
@@ -290,7 +304,7 @@ def test_conf_keys_cover_every_step_field_with_its_type_and_default() -> None:
 
 def test_step_configs_are_the_run_config_fields() -> None:
     assert list(STEP_CONFIGS) == [f.name for f in fields(RunConfig)]
-    assert list(STEP_CONFIGS) == ["extract", "validate", "split", "train", "evaluate", "gate", "publish"]
+    assert list(STEP_CONFIGS) == ["preflight", "extract", "validate", "split", "train", "evaluate", "gate", "publish"]
 
 
 # --------------------------------------------------------------------------- bundled alias
@@ -387,3 +401,14 @@ def test_columns_must_map_known_targets_to_distinct_names() -> None:
     _raises_naming({"columns": {"query": "x", "document": "x"}}, "columns")
     _raises_naming({"columns": {"query": ""}}, "columns")
     assert load_run_config({"columns": {"query": "qtext"}}).extract.source_column("query") == "qtext"
+
+
+def test_a_revision_pins_only_hub_base_models(tmp_path) -> None:
+    assert load_run_config({"base_model": "org/model", "base_model_revision": "v1.0"}).train.base_model_revision == "v1.0"
+    _raises_naming({"base_model_revision": "main"}, "base_model_revision")  # the packaged default has no revisions
+    _raises_naming({"base_model": str(tmp_path), "base_model_revision": "main"}, "base_model_revision")
+
+
+@pytest.mark.parametrize("mode", ["wait", "approve", "reject"])
+def test_approval_modes(mode: str) -> None:
+    assert load_run_config({"approval": mode}).gate.approval == mode

@@ -76,13 +76,17 @@ def candidate(tmp_path: Path) -> Path:
 def _card(candidate: Path, tmp_path: Path, **kwargs) -> tuple[str, object]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "train.parquet"
-    pd.DataFrame({"query": ["a private training query text"], "document": ["a private training document"]}).to_parquet(data)
+    pd.DataFrame({
+        "query": ["a private training query text", "another private query text"],
+        "document": ["a private training document", "another private document text"],
+        "label": [1.0, 0.0],
+    }).to_parquet(data)
     lineage = {"hub_repo_id": "team/reranker", "data_fingerprint": "f" * 64, "run_id": "scheduled__x",
                "base_model": "org/base", "base_model_revision": "a" * 40,
                "config": {"sql_query": "SELECT secret FROM t", "source_path": "s3://user:pw@bucket/x.csv"}}
     result = write_model_card(candidate, tmp_path / "card", metrics=kwargs.get("metrics", _metrics()),
                               decision=kwargs.get("decision", _decision()), validation={"success": True},
-                              lineage=lineage, data_paths=(data,))
+                              lineage=lineage, data_paths=(data,), examples=kwargs.get("examples", 0))
     return Path(result.readme_path).read_text(), result
 
 
@@ -141,3 +145,21 @@ def test_lineage_has_revision_hash_versions_and_no_secrets(candidate, tmp_path) 
 def test_config_hash_is_stable_and_order_independent() -> None:
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_training_rows_are_quoted_only_when_the_run_opts_in(candidate, tmp_path) -> None:
+    text, _ = _card(candidate, tmp_path / "default")
+    assert "Training Examples" not in text and "private training document" not in text
+    text, _ = _card(candidate, tmp_path / "opted-in", examples=1)
+    assert "## Training Examples" in text
+    assert "| a private training query text | a private training document | 1 |" in text
+    assert "another private" not in text  # only the opted-in number of pairs
+
+
+def test_an_opt_in_does_not_switch_off_the_guard_for_other_rows(candidate, tmp_path) -> None:
+    from reranker_tasks.model_card import CardLeak
+
+    readme = candidate / "README.md"
+    readme.write_text(readme.read_text() + "\nleaked: another private document text\n")
+    with pytest.raises(CardLeak):
+        _card(candidate, tmp_path, examples=1)
