@@ -205,11 +205,20 @@ PARAMS = {
         "wait", type="string", enum=["wait", "approve", "reject"], title="Borderline candidates", section=GATE,
         description="'wait': a person approves or rejects in the UI; 'approve' / 'reject': decide without asking.",
     ),
+    "force": Param(
+        False, type="boolean", title="Force promotion", section=GATE,
+        description="Promote even if the candidate does not beat the champion by the margin or significantly. "
+        "Never bypasses the floors or sanity checks; recorded in the model card.",
+    ),
     # -- Hugging Face Hub
     "hub_repo_id": Param("local/support-reranker", type="string", title="Hub repo", section=HUB,
                          description="'namespace/name'; its main branch is production."),
     "private": Param(False, type="boolean", title="Private repo", section=HUB,
                      description="Create the repo private if it does not exist."),
+    "dry_run": Param(
+        False, type="boolean", title="Dry run", section=HUB,
+        description="Do everything but the push: train, evaluate, gate and stage the card; write nothing to the Hub.",
+    ),
     "card_examples": Param(
         0, type="integer", minimum=0, maximum=50, title="Training examples in the card", section=HUB,
         description="Quote this many training pairs in the model card (0: none; only for data that may be public).",
@@ -481,9 +490,14 @@ def reranker_retrain() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from reranker_tasks.errors import PublishConflict
-        from reranker_tasks.publish import publish_model, record_conflict
+        from reranker_tasks.publish import publish_model, record_conflict, record_dry_run
 
         cfg = _run_config()
+        if cfg.publish.dry_run:
+            would = record_dry_run(Path(card["staging_dir"]), _step_dir("publish"), repo_id=cfg.publish.hub_repo_id,
+                                   parent_commit=metrics["hub_head_commit"])
+            print(f"DRY RUN: would push {len(would['files'])} files to {cfg.publish.hub_repo_id}; nothing pushed")
+            return would
         try:
             result = publish_model(
                 Path(card["staging_dir"]),

@@ -223,6 +223,7 @@ class GateConfig:
     paired bootstrap over per-query differences (``bootstrap_samples`` resamples, seeded by ``seed``).
     ``approval`` decides a borderline candidate: ``wait`` for a person in the Airflow UI, or ``approve`` /
     ``reject`` without asking (``make run`` uses ``reject`` unless told otherwise: nobody is there to ask).
+    ``force`` bypasses the comparisons with the champion (margin, significance), never floors or sanity rules.
     """
 
     min_ndcg: float = 0.5
@@ -234,6 +235,7 @@ class GateConfig:
     min_slice_queries: int = 5
     seed: int = 42
     approval: str = "wait"
+    force: bool = False
 
     def __post_init__(self) -> None:
         _check_range("min_ndcg", self.min_ndcg, low=0.0, high=1.0)
@@ -257,6 +259,8 @@ class PublishConfig:
     #: Training pairs quoted in the model card. 0 (default): none — labeled data is often private, and the card
     #: step refuses a card that quotes any. A team whose data is public may opt in to show a few examples.
     card_examples: int = 0
+    #: Do everything but the push: the card is staged and the would-be commit recorded, the Hub is not written.
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         repo_id = self.hub_repo_id

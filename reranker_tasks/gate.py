@@ -32,6 +32,10 @@ Soft rules (when all hard rules hold, a failure asks for approval):
 12. ``significance``: a seeded paired bootstrap over per-query NDCG@10 differences gives
     ``P(mean difference <= 0) < 1 - confidence``.
 
+``force`` (a person's explicit override, recorded in the card) bypasses exactly the comparisons with the
+champion — rules 10-12 — never the floors, the slices or the sanity rules: a forced candidate whose only failing
+rules are those is promoted, with ``forced`` listing what was bypassed.
+
 The first model of a repo has no champion: rules 10-12 pass as not applicable, the floors and sanity rules
 still apply. A base or champion score that is not a finite number fails its rule: a comparison that could not
 be made is not a comparison that was won.
@@ -54,6 +58,8 @@ from reranker_tasks.paths import json_safe, write_json_atomic
 DECISION_FILE = "decision.json"
 PROMOTE, NEEDS_APPROVAL, REJECT = "promote", "needs_approval", "reject"
 _SCORE_STD_FLOOR = 1e-6
+#: The rules ``force`` may bypass: the comparisons with the champion, nothing else.
+FORCEABLE_RULES = frozenset({"beats_champion", "min_gain", "significance"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class GateDecision:
     base: float
     champion: float | None
     evidence: dict[str, Any] = field(default_factory=dict)  # bootstrap results vs champion and base
+    forced: tuple[str, ...] = ()  # failing rules that conf force=true bypassed
 
     @property
     def promote(self) -> bool:
@@ -84,12 +91,15 @@ class GateDecision:
                 "base": self.base,
                 "champion": self.champion,
                 "evidence": self.evidence,
+                "forced": list(self.forced),
             }
         )
 
     def summary(self) -> str:
         """One line for the task log: the outcome and why."""
         head = {PROMOTE: "PROMOTE", NEEDS_APPROVAL: "NEEDS APPROVAL", REJECT: "NOT PROMOTED (rejected)"}[self.outcome]
+        if self.forced:
+            head = f"PROMOTE (forced by conf force=true, bypassing {', '.join(self.forced)})"
         return f"{head}: " + "; ".join(self.reasons)
 
 
@@ -191,7 +201,12 @@ def decide_promotion(
 
     hard_failed = [c for c in checks if not c["passed"] and c["hard"]]
     soft_failed = [c for c in checks if not c["passed"] and not c["hard"]]
-    if hard_failed:
+    forced: tuple[str, ...] = ()
+    failed = hard_failed + soft_failed
+    if config.force and failed and all(c["rule"] in FORCEABLE_RULES for c in failed):
+        forced = tuple(c["rule"] for c in failed)
+        outcome, reasons = PROMOTE, failed
+    elif hard_failed:
         outcome, reasons = REJECT, hard_failed + soft_failed
     elif soft_failed:
         outcome, reasons = NEEDS_APPROVAL, soft_failed
@@ -206,6 +221,7 @@ def decide_promotion(
         base=base,
         champion=champion,
         evidence=evidence,
+        forced=forced,
     )
 
 

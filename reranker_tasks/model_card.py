@@ -337,7 +337,9 @@ def _validation_section(validation: dict[str, Any]) -> str:
 def _gate_section(decision: dict[str, Any]) -> str:
     outcome = decision.get("outcome") or ("promote" if decision.get("promote") else "reject")
     approval = decision.get("approval")
-    if outcome == "promote":
+    if outcome == "promote" and decision.get("forced"):
+        verdict = f"promoted by force (conf force=true), bypassing {', '.join(decision['forced'])}"
+    elif outcome == "promote":
         verdict = "promoted: every rule passed"
     elif approval and approval.get("approved"):
         who = approval.get("responded_by") or approval.get("decided_by")

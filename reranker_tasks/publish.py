@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "publish.json"
 CONFLICT_FILE = "conflict.json"
+DRY_RUN_FILE = "dry_run.json"
 _TAG_PREFIX = "run-"
 
 
@@ -161,6 +162,20 @@ def _head_of_new_repo(api: Any, repo_id: str, run_id: str) -> str | None:
             f"a model (commit {info.sha}); not overwriting a model this run never compared against"
         )
     return info.sha
+
+
+def record_dry_run(staging_dir: Path, out_dir: Path, *, repo_id: str, parent_commit: str | None) -> dict[str, Any]:
+    """``dry_run``: everything but the push. Record what would have been committed, and where."""
+    files = sorted(p.name for p in staging_dir.iterdir() if p.is_file())
+    unexpected = sorted(set(files) - set(MODEL_FILE_ALLOWLIST))
+    if unexpected or "model.safetensors" not in files or "README.md" not in files:
+        raise ConfigError(f"staging folder {staging_dir} is not a publishable model: files {files}")
+    result = {"dry_run": True, "repo_id": repo_id, "parent_commit": parent_commit, "files": files,
+              "bytes": sum((staging_dir / name).stat().st_size for name in files)}
+    write_json_atomic(out_dir / DRY_RUN_FILE, result)
+    log.info("dry run: would push %d files (%d bytes) to %s on parent %s", len(files), result["bytes"], repo_id,
+             parent_commit)
+    return result
 
 
 def record_conflict(out_dir: Path, reason: str) -> Path:

@@ -139,6 +139,10 @@ def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> 
     if published.exists():
         info = json.loads(published.read_text())
         return f"OUTCOME: promoted {info['commit_url']} tag={info['tag']}", 0
+    dry = run_dir / "publish" / "dry_run.json"
+    if dry.exists():
+        info = json.loads(dry.read_text())
+        return f"OUTCOME: dry run: would promote to {info['repo_id']} ({len(info['files'])} files); nothing pushed", 0
     conflict = run_dir / "publish" / "conflict.json"
     if conflict.exists():
         return f"OUTCOME: not promoted: {json.loads(conflict.read_text())['reason']}", 0

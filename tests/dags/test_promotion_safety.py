@@ -78,6 +78,36 @@ def test_borderline_candidate_approved_by_conf_is_pushed_and_the_card_says_who(i
     assert "| Δ vs champion |" in card and "two-sided 95% confidence" in card
 
 
+def test_force_pushes_a_candidate_no_better_than_the_champion_and_says_so(inputs) -> None:
+    """The champion is now the approved model; the same data and seed train the same model again."""
+    from huggingface_hub import hf_hub_download
+
+    outcome, status, _, run_dir = _run(inputs["conf"])
+    assert outcome.startswith("OUTCOME: not promoted (reject): beats_champion"), outcome
+    before = _heads(inputs["api"], REPO)
+    outcome, status, _, run_dir = _run({**inputs["conf"], "force": True})
+    assert status == 0 and outcome.startswith("OUTCOME: promoted "), outcome
+    decision = json.loads((run_dir / "gate" / "decision.json").read_text())
+    assert decision["forced"] == ["beats_champion", "min_gain", "significance"]
+    heads = _heads(inputs["api"], REPO)
+    assert heads[1] == before[0]
+    card = Path(hf_hub_download(REPO, "README.md", revision=heads[0])).read_text()
+    assert "promoted by force (conf force=true), bypassing beats_champion, min_gain, significance" in card
+
+
+def test_dry_run_does_everything_but_the_push(inputs) -> None:
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    repo = "local/e2e-dry-run"
+    outcome, status, run_id, run_dir = _run({**inputs["conf"], "hub_repo_id": repo, "dry_run": True})
+    assert status == 0 and outcome.startswith(f"OUTCOME: dry run: would promote to {repo}"), outcome
+    would = json.loads((run_dir / "publish" / "dry_run.json").read_text())
+    assert {"model.safetensors", "README.md", "config.json"} <= set(would["files"])
+    assert (run_dir / "model_card" / "staging" / "README.md").exists()
+    with pytest.raises(RepositoryNotFoundError):
+        inputs["api"].model_info(repo)
+
+
 def test_rollback_makes_the_older_model_the_champion_of_the_next_run(inputs) -> None:
     from airflow.dag_processing.dagbag import DagBag
 

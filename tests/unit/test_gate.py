@@ -323,6 +323,33 @@ def test_no_degraded_candidate_is_promoted_even_by_a_lenient_gate() -> None:
     assert promoted == []
 
 
+def test_force_cannot_promote_a_degraded_candidate() -> None:
+    """``force`` bypasses the champion comparisons only: every degraded candidate stays rejected."""
+    forced = GateConfig(min_ndcg=0.5, min_gain=0.005, min_eval_queries=10, force=True)
+    for case, (degrade, _) in DEGRADED.items():
+        pq = per_query_ndcg(delta=-0.05, sd=0.1, seed=1)  # also worse than the champion: force would bypass that
+        metrics = evaluate_result(pq)
+        degrade(metrics, pq)
+        decision = decide_promotion(metrics, forced, pq)
+        assert decision.outcome == REJECT and not decision.forced, case
+
+
+def test_force_promotes_a_candidate_that_only_fails_the_champion_comparisons() -> None:
+    pq = per_query_ndcg(delta=-0.02, sd=0.05, seed=4)
+    assert gate(pq).outcome == REJECT
+    decision = gate(pq, GateConfig(min_ndcg=0.5, min_gain=0.005, min_eval_queries=10, force=True))
+    assert decision.outcome == PROMOTE and decision.promote
+    assert set(decision.forced) == {"beats_champion", "min_gain", "significance"}
+    assert decision.to_dict()["forced"] == list(decision.forced)
+    assert decision.summary().startswith("PROMOTE (forced by conf force=true, bypassing beats_champion")
+
+
+def test_force_does_not_lower_the_floor() -> None:
+    pq = per_query_ndcg(delta=-0.02, sd=0.05, seed=4, level=0.45)
+    decision = gate(pq, GateConfig(min_ndcg=0.5, min_gain=0.005, min_eval_queries=10, force=True))
+    assert decision.outcome == REJECT and "min_ndcg" in failed_rules(decision) and decision.forced == ()
+
+
 def test_logits_are_named_in_the_score_scale_reason() -> None:
     pq = per_query_ndcg(seed=1)
     metrics = evaluate_result(pq)
