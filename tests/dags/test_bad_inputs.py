@@ -146,13 +146,14 @@ CASES = [
         lambda d, f: "postgresql+psycopg://reader:not-the-password@127.0.0.1:9/labels"),
          "extract", ("cannot be reached",), retried=True),
     # ---- bad configs: rejected before any work
-    Case("unknown_conf_key", lambda d, f: {**_csv(d, "p.csv", f), "learning_rte": 0.1}, "extract",
+    # A bad conf fails the first task, preflight, which validates the whole config before anything else.
+    Case("unknown_conf_key", lambda d, f: {**_csv(d, "p.csv", f), "learning_rte": 0.1}, "preflight",
          ("unknown conf key(s) ['learning_rte']",)),
     Case("wrong_conf_type", lambda d, f: {**_csv(d, "p.csv", f), "epochs": "3"}, "conf",
          ("Invalid input for param epochs: '3' is not of type 'number'",)),
     Case("out_of_range_conf", lambda d, f: {**_csv(d, "p.csv", f), "min_gain": -0.1}, "conf",
          ("Invalid input for param min_gain",)),
-    Case("bad_label_map", lambda d, f: {**_csv(d, "p.csv", f), "label_map": {"scale": [3, 0]}}, "extract",
+    Case("bad_label_map", lambda d, f: {**_csv(d, "p.csv", f), "label_map": {"scale": [3, 0]}}, "preflight",
          ("label_map",)),
     # ---- readable but wrong data: stop at validate
     Case("missing_label_column", lambda d, f: _csv(d, "p.csv", f.drop(columns=["label"])), "validate",
