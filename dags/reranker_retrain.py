@@ -28,6 +28,7 @@ Every task body is one call into the `reranker_tasks` package; artifacts live un
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import (
     Asset,
+    AsyncCallback,
+    BaseNotifier,
+    DeadlineAlert,
+    DeadlineReference,
     ExceptionRetryPolicy,
     Param,
     RetryAction,
@@ -177,6 +182,11 @@ PARAMS = {
                           description="Share of training steps for the linear learning-rate warm-up."),
     "max_length": Param(256, type="integer", minimum=8, maximum=8192, title="Max length (tokens)", section=TRAINING,
                         description="Longer (query, document) pairs are truncated."),
+    "checkpoint_steps": Param(
+        500, type="integer", minimum=0, maximum=1_000_000, title="Checkpoint every (steps)", section=TRAINING,
+        description="Save a resumable checkpoint every this many steps (0: never); a retry of a killed train task "
+        "resumes from the newest complete one. Does not change the model.",
+    ),
     # -- Evaluation and gate
     "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size", section=GATE,
                              description="Batch size for scoring eval pairs."),
@@ -297,6 +307,201 @@ def _record_failure(context: Any) -> None:
     )
 
 
+# -- Alerts --------------------------------------------------------------------------------------------------------
+# A failed task, a candidate not promoted, a pending approval and a run far slower than usual send an e-mail through
+# the SMTP notifier to RERANKER_ALERT_EMAILS (connection RERANKER_ALERT_CONN_ID, default smtp_default). No recipients:
+# alerting is off and each would-be alert is one log line. The wording is in reranker_tasks.alerts (tested without
+# Airflow); only the transport is here.
+
+
+def _alert_settings() -> Any:
+    """Read at send time (the worker's environment), so a deployment can change recipients without a re-parse."""
+    from reranker_tasks.alerts import alert_settings
+
+    return alert_settings(os.environ)
+
+
+def _ui_base_url() -> str:
+    """Airflow's own setting for links into its UI (``[api] base_url``), with Airflow's own default."""
+    from airflow.sdk.configuration import conf
+
+    return str(conf.get("api", "base_url", fallback="http://localhost:8080/"))
+
+
+def _alert_secrets(conn_id: str) -> list[str | None]:
+    """Secrets that must never appear in a message: the Hub token and the SMTP password (masked if found)."""
+    from airflow.sdk import Connection
+
+    secrets: list[str | None] = [os.environ.get("HF_TOKEN")]
+    for name in (HUB_CONN_ID, conn_id):
+        try:
+            secrets.append(Connection.get(name).password)
+        except Exception:  # noqa: BLE001 - a missing connection just means there is no secret of it to hide
+            pass
+    return secrets
+
+
+def _send_alert(build: Callable[[list[str | None]], Any], context: Any) -> bool:
+    """Build one alert (``build(secrets)`` → a message, or None for no alert) and send it.
+
+    Never raises: an alert must not fail the gate or the approval task, nor hide a run's real outcome; a message
+    that cannot be built or sent is one warning in the log. ``notify`` rather than calling the notifier: the
+    message is final text, and calling it would render subject and body as Jinja templates (an error message
+    with ``{{`` in it would break or be evaluated).
+    """
+    import logging
+
+    log = logging.getLogger("reranker_retrain.alerts")
+    try:
+        settings = _alert_settings()
+        # Disabled: the message is only built for its subject (the log line); no connection lookups for it.
+        message = build(_alert_secrets(settings.conn_id) if settings.enabled else [os.environ.get("HF_TOKEN")])
+        if message is None:
+            return False
+        if not settings.enabled:
+            log.info(settings.off_line(message.subject))
+            return False
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        SmtpNotifier(
+            to=list(settings.recipients),
+            from_email=settings.from_email,
+            subject=message.subject,
+            html_content=message.html,
+            smtp_conn_id=settings.conn_id,
+        ).notify(context)
+    except Exception as exc:  # noqa: BLE001 - reported, never raised (see above)
+        log.warning("alert NOT sent: %s: %s", type(exc).__name__, exc)
+        return False
+    log.info("alert sent to %d recipient(s) via connection %s: %s", len(settings.recipients), settings.conn_id,
+             message.subject)
+    return True
+
+
+def _alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
+    """The gate did not promote the candidate (rejected, or borderline and rejected by conf)."""
+    from reranker_tasks.alerts import rejection_message
+    from reranker_tasks.gate import DECISION_FILE
+
+    context = get_current_context()
+    ti = context["ti"]
+    return _send_alert(
+        lambda secrets: rejection_message(
+            dag_id=ti.dag_id, run_id=context["run_id"], task_id=ti.task_id, decision=decision, next_step=next_step,
+            base_url=_ui_base_url(), artifacts=str(_step_dir("gate") / DECISION_FILE), secrets=secrets,
+        ),
+        context,
+    )
+
+
+class RerankerAlert(BaseNotifier):
+    """This DAG's notifier: builds the message for ``kind`` from the Airflow context and sends it.
+
+    * ``task_failed``: a task's ``on_failure_callback`` (after ``_record_failure``), i.e. a final failure;
+    * ``run_failed``: the DAG's ``on_failure_callback``; only for runs that failed without a task failure
+      (``dagrun_timeout``, deadlock): a task failure was already alerted by the task itself;
+    * ``approval_pending``: the approval task's ``notifiers``, when it starts waiting for a person.
+    """
+
+    template_fields = ()
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        if kind not in ("task_failed", "run_failed", "approval_pending"):
+            raise ValueError(f"unknown alert kind {kind!r}")
+        self.kind = kind
+
+    def notify(self, context: Any) -> None:
+        _send_alert(lambda secrets: self._message(context, secrets), context)
+
+    def _message(self, context: Any, secrets: list[str | None]) -> Any:
+        from reranker_tasks import alerts
+
+        dag_id = context["dag"].dag_id
+        run_id = context["run_id"]
+        base_url = _ui_base_url()
+        if self.kind == "run_failed":
+            reason = str(context.get("reason") or "unknown")
+            if reason == "task_failure":
+                return None
+            return alerts.run_failed_message(dag_id=dag_id, run_id=run_id, reason=reason, base_url=base_url)
+        ti = context["ti"]
+        if self.kind == "task_failed":
+            from reranker_tasks.paths import RunPaths
+
+            exc = context.get("exception")
+            return alerts.failure_message(
+                dag_id=dag_id, run_id=run_id, task_id=ti.task_id, try_number=ti.try_number,
+                error_type=type(exc).__name__ if exc is not None else "unknown error",
+                error=str(exc) if exc is not None else "", base_url=base_url,
+                artifacts=str(RunPaths.for_run(run_id).run_dir / "failure.json"), secrets=secrets,
+            )
+        return alerts.approval_message(
+            dag_id=dag_id, run_id=run_id, task_id=ti.task_id,
+            decision=ti.xcom_pull(task_ids="gate", key="decision") or {}, base_url=base_url,
+            timeout=str(APPROVAL_TIMEOUT), secrets=secrets,
+        )
+
+
+def _deadline_alerts() -> list[DeadlineAlert] | None:
+    """Alert when a run is far slower than usual, and when it runs for hours whatever the history.
+
+    The callback runs in the triggerer, which can import installed code only (not this DAG file): it is the SMTP
+    notifier itself, awaited with the deadline's context; subject and body are templates of the run id and times.
+    Recipients are read when the DAG is parsed. No recipients: no deadline alerts.
+    """
+    from reranker_tasks.alerts import alert_settings, deadline_templates, human_duration
+
+    settings = alert_settings(os.environ)
+    if not settings.enabled:
+        return None
+
+    def callback(rule: str) -> AsyncCallback:
+        message = deadline_templates(dag_id=Path(__file__).stem, base_url=_ui_base_url(), rule=rule)
+        return AsyncCallback(
+            "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+            kwargs={
+                "to": list(settings.recipients), "from_email": settings.from_email, "subject": message.subject,
+                "html_content": message.html, "smtp_conn_id": settings.conn_id,
+            },
+        )
+
+    grace = timedelta(minutes=settings.deadline_grace_min)
+    longest = timedelta(hours=settings.deadline_max_hours)
+    return [
+        DeadlineAlert(
+            name="slower_than_usual",
+            # Measured from the run's creation: the mean duration of the last (up to) 10 successful runs, from
+            # the 3rd on; before that, only the fixed deadline below applies.
+            reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+            interval=grace,
+            callback=callback(
+                f"not done {human_duration(grace.total_seconds())} after the average runtime of recent successful runs"
+            ),
+        ),
+        DeadlineAlert(
+            name="running_too_long",
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=longest,
+            callback=callback(f"still running {human_duration(longest.total_seconds())} after it was queued"),
+        ),
+    ]
+
+
+def _attach_ui_links(**tasks: Any) -> None:
+    """The monitoring plugin's extra links (``plugins/reranker_monitoring/links.py``) on the tasks they belong to.
+
+    Per task, not per operator class: every ``@task`` is the same class. Without the plugins folder (it is on
+    sys.path in every Airflow process) the DAG still parses, just without the buttons.
+    """
+    try:
+        from reranker_monitoring.links import links_for
+    except ImportError:
+        return
+    for task_id, output in tasks.items():
+        output.operator.operator_extra_links = links_for(task_id)
+
+
 @dag(
     dag_id=Path(__file__).stem,
     schedule="@weekly",
@@ -314,8 +519,11 @@ def _record_failure(context: Any) -> None:
         "retry_exponential_backoff": 2.0,
         "retry_policy": RETRY_POLICY,
         "execution_timeout": timedelta(hours=2),
-        "on_failure_callback": _record_failure,
+        # failure.json first (make run reads it), then the alert.
+        "on_failure_callback": [_record_failure, RerankerAlert("task_failed")],
     },
+    on_failure_callback=RerankerAlert("run_failed"),
+    deadline=_deadline_alerts(),
 )
 def reranker_retrain() -> None:
     @task
@@ -377,8 +585,17 @@ def reranker_retrain() -> None:
             Path(extracted["snapshot_path"]), _step_dir("split"), _run_config().split, Path(golden) if golden else None
         ).to_dict()
 
-    @task(execution_timeout=timedelta(hours=8))
+    @task(
+        execution_timeout=timedelta(hours=8),
+        # Deployment settings (read where the DAG is parsed): e.g. a Celery queue only GPU workers listen on.
+        queue=os.environ.get("RERANKER_TRAIN_QUEUE", "default"),
+        pool=os.environ.get("RERANKER_TRAIN_POOL", "default_pool"),
+    )
     def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
+        """Hours of training survive a killed worker: the retry resumes from the run's newest complete checkpoint.
+
+        Heartbeats need nothing here: the task supervisor, a separate process, sends them while this one trains.
+        """
         from reranker_tasks.train import train_reranker
 
         cfg = _run_config()
@@ -429,6 +646,8 @@ def reranker_retrain() -> None:
         ti = get_current_context()["ti"]
         ti.xcom_push(key="decision", value=decision.to_dict())
         ti.xcom_push(key="approval_body", value=route.approval_body)
+        if not route.follow:  # not promoted: tell the team why
+            _alert_not_promoted(decision.to_dict(), route.message)
         return list(route.follow)
 
     # A person decides a borderline candidate: Approve → card and push; Reject or no answer → not promoted.
@@ -439,6 +658,7 @@ def reranker_retrain() -> None:
         defaults="Reject",
         response_timeout=APPROVAL_TIMEOUT,
         retries=0,
+        notifiers=[RerankerAlert("approval_pending")],
     )
 
     @task(trigger_rule="none_failed_min_one_success")
@@ -527,7 +747,22 @@ def reranker_retrain() -> None:
     card = model_card(extracted, validated, splits, trained, metrics)
     route >> await_approval >> card
     route >> card
-    publish(extracted, metrics, card)
+    published = publish(extracted, metrics, card)
+
+    @task(trigger_rule="all_done")
+    def prune() -> dict[str, Any]:
+        """Delete old runs' artifacts (RERANKER_RETENTION_DAYS / _KEEP_LAST); logs errors, never fails.
+
+        A teardown: it runs whatever happened (all_done), and the run's state is still decided by the pipeline's
+        tasks, not by this cleanup (a plain all_done leaf would turn a failed run green).
+        """
+        from reranker_tasks.paths import artifacts_root
+        from reranker_tasks.retention import prune_from_env
+
+        return prune_from_env(artifacts_root(), protect=[get_current_context()["run_id"]])
+
+    published >> prune().as_teardown()
+    _attach_ui_links(validate=validated, publish=published)
 
 
 reranker_retrain()

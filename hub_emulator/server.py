@@ -433,6 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.command
         if len(seg) >= 4 and seg[2] == "resolve" and method in ("GET", "HEAD"):
             self._resolve(self._repo(repo_type, seg[0], seg[1]), seg[3], "/".join(seg[4:]))
+        elif len(seg) >= 5 and seg[2] == "blob" and method in ("GET", "HEAD"):
+            self._blob_page(self._repo(repo_type, seg[0], seg[1]), seg[3], "/".join(seg[4:]))
         elif len(seg) >= 3 and seg[1] == "resolve" and method in ("GET", "HEAD"):
             raise repo_not_found(RepoId(repo_type, "", seg[0]))  # legacy un-namespaced ids never exist here
         elif len(seg) >= 6 and seg[1].endswith(".git") and seg[2:5] == ["info", "lfs", "objects"]:
@@ -762,6 +764,19 @@ class _Handler(BaseHTTPRequestHandler):
         raise HubError(400, f"Unknown commit operation {key!r}")
 
     # -- downloads -----------------------------------------------------------------------------------------
+
+    def _blob_page(self, repo: RepoId, revision: str, path: str) -> None:
+        """The Hub's page of one file at a revision (``/{repo}/blob/{rev}/{path}``), as plain text for a browser.
+
+        The real Hub renders the file (a model card's Markdown) in HTML; its text is enough to link to and read.
+        """
+        self._readable(repo)
+        commit = self._hub.storage.resolve(repo, revision)
+        entry = commit.files.get(path)
+        if entry is None:
+            raise entry_not_found(repo, path)
+        body = self._hub.storage.blob_path(repo, entry.sha256).read_bytes()
+        self._send(200, body, content_type="text/plain; charset=utf-8", headers={"X-Repo-Commit": commit.id})
 
     def _resolve(self, repo: RepoId, revision: str, path: str) -> None:
         """HEAD/GET a file. Metadata headers are what ``hf_hub_download`` caches by: commit, etag, exact size."""

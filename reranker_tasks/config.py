@@ -183,6 +183,9 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_length: int = 256
     seed: int = 42
+    #: Save a resumable checkpoint every this many optimizer steps (0: never). A retry of a killed train task
+    #: resumes from the newest complete one; it does not change the trained weights.
+    checkpoint_steps: int = 500
 
     def __post_init__(self) -> None:
         if not self.base_model.strip():
@@ -201,6 +204,7 @@ class TrainConfig:
         _check_range("warmup_ratio", self.warmup_ratio, low=0.0, high=0.5)
         _check_range("max_length", self.max_length, low=8, high=8192)
         _check_range("seed", self.seed, low=0, high=2**32 - 1)
+        _check_range("checkpoint_steps", self.checkpoint_steps, low=0, high=1_000_000)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,23 @@ file is written into it, and only then is the folder renamed to ``model/``. A re
 either no model or a complete one; a retried task finds a complete model for the same inputs and
 reuses it instead of training again.
 
+Surviving a killed worker: with ``checkpoint_steps`` > 0, the HF Trainer saves a resumable checkpoint
+(weights, optimizer, scheduler, RNG states, trainer state) every that many steps into
+``<run>/train/checkpoints/checkpoint-<step>``, keeping the newest two. These live in the run's artifacts, not
+in a temp folder, so an Airflow retry of the task finds them: it resumes from the newest *complete* checkpoint
+(see :func:`checkpoint_if_complete`) and logs ``resuming from checkpoint <path> (step N of M)``. The folder
+records the inputs key of the training that wrote it; checkpoints of other inputs are discarded, never
+resumed. Once the final model is in place the checkpoints have served their purpose and are deleted.
+
+Heartbeats: nothing here has to yield for them. In Airflow 3 the task runs in a child process forked by the
+task supervisor (``airflow.sdk.execution_time.supervisor``); the supervisor, a separate process, sends the
+heartbeats to the API server while it relays this process's logs. A long, CPU-bound ``trainer.train()`` cannot
+block it; only a killed or hung supervisor stops the heartbeats, and then the scheduler fails the task over to
+its retry, which resumes from the checkpoint.
+
 Privacy: sentence-transformers' generated card quotes training rows (a "Samples" table and a usage
-example built from the first rows). Both are scrubbed before the model is saved.
+example built from the first rows). Both are scrubbed before the model is saved. (Checkpoints hold the
+unscrubbed card, but they sit next to the training split in the run's artifacts and are never published.)
 """
 
 from __future__ import annotations
@@ -41,6 +56,19 @@ _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-
 
 MODEL_DIR = "model"
 MANIFEST_FILE = "manifest.json"
+CHECKPOINTS_DIR = "checkpoints"
+#: In the checkpoints folder: the inputs key of the training whose checkpoints these are.
+CHECKPOINT_INPUTS_FILE = "inputs.json"
+#: In a checkpoint folder: written by us after HF finished saving it; without it the folder may be half-written.
+CHECKPOINT_COMPLETE_FILE = "reranker_checkpoint.json"
+#: Files HF writes into every resumable checkpoint (weights are checked separately: safetensors or bin).
+CHECKPOINT_REQUIRED_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+CHECKPOINT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Checkpoints kept on disk: the newest one, plus the one before it while the newest is being written.
+CHECKPOINT_KEEP = 2
+#: Config fields that do not change the trained weights, so a reused model or a checkpoint stays valid across them.
+_NOT_IN_INPUTS_KEY = ("checkpoint_steps",)
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 #: Files a saved CrossEncoder consists of; the only ones that may ever be published.
 MODEL_FILE_ALLOWLIST = (
     "model.safetensors",
@@ -76,6 +104,15 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete, resumable checkpoint of this training."""
+
+    path: Path
+    step: int
+    max_steps: int
 
 
 def resolve_base_model(name: str) -> BaseModelRef:
@@ -140,6 +177,11 @@ def train_reranker(
 ) -> TrainResult:
     """Fine-tune the base model on the train split and save it atomically to ``out_dir/model``.
 
+    A complete model of the same inputs is reused. Otherwise training resumes from the newest complete
+    checkpoint of the same inputs in ``out_dir/checkpoints`` (left by an earlier, killed try), or starts fresh.
+    Errors in the config or the data raise :class:`~reranker_tasks.errors.PermanentError` subclasses as before;
+    a resume changes nothing about which errors are retried.
+
     Args:
         train_path: Parquet with ``query``, ``document``, ``label``.
         out_dir: the run's ``train`` folder.
@@ -190,10 +232,16 @@ def train_reranker(
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".model.tmp-*"):  # left by a killed try: its finally never ran
+        shutil.rmtree(stale, ignore_errors=True)
+    checkpoints_dir = out_dir / CHECKPOINTS_DIR
+    resume = prepare_checkpoints(checkpoints_dir, inputs_key)
+    if config.checkpoint_steps:
+        write_json_atomic(checkpoints_dir / CHECKPOINT_INPUTS_FILE, {"inputs_key": inputs_key})
     work_dir = Path(tempfile.mkdtemp(dir=out_dir, prefix=".model.tmp-"))
     try:
         args = CrossEncoderTrainingArguments(
-            output_dir=str(work_dir / "checkpoints"),
+            output_dir=str(checkpoints_dir),
             num_train_epochs=config.epochs,
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
@@ -201,7 +249,9 @@ def train_reranker(
             seed=config.seed,
             data_seed=config.seed,
             eval_strategy="no",
-            save_strategy="no",
+            save_strategy="steps" if config.checkpoint_steps else "no",
+            save_steps=config.checkpoint_steps or 500,  # unused when "no"; HF rejects 0
+            save_total_limit=CHECKPOINT_KEEP,
             logging_strategy="steps",
             logging_steps=max(1, total_steps // 20),
             report_to="none",
@@ -212,15 +262,18 @@ def train_reranker(
             args=args,
             train_dataset=dataset,
             loss=BinaryCrossEntropyLoss(model),
-            callbacks=[ProgressLogCallback()],
+            callbacks=[ProgressLogCallback(), CheckpointMarkerCallback(checkpoints_dir, inputs_key)],
         )
         _drop_printer_callback(trainer)
         log.info(
-            "training %s on %d pairs: %s epochs, batch %d, lr %g, max_length %d, seed %d (%d steps)",
+            "training %s on %d pairs: %s epochs, batch %d, lr %g, max_length %d, seed %d (%d steps, "
+            "checkpoint every %s)",
             base.name, len(dataset), config.epochs, config.batch_size, config.learning_rate,
-            config.max_length, config.seed, total_steps,
+            config.max_length, config.seed, total_steps, config.checkpoint_steps or "never",
         )
-        output = trainer.train()
+        if resume is not None:
+            log.info("resuming from checkpoint %s (step %d of %d)", resume.path, resume.step, resume.max_steps)
+        output = trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
         _scrub_card_of_training_rows(model)
         staged = work_dir / MODEL_DIR
         model.save_pretrained(str(staged))
@@ -228,7 +281,7 @@ def train_reranker(
             model_dir=str(final_dir),
             train_rows=len(dataset),
             global_step=int(output.global_step),
-            train_loss=float(output.training_loss),
+            train_loss=_whole_run_loss(trainer.state.log_history, resume, output),
             runtime_s=round(float(output.metrics.get("train_runtime", 0.0)), 2),
             reused=False,
         )
@@ -240,13 +293,116 @@ def train_reranker(
                 "config": asdict(config),
                 "files": {p.name: _sha256(p) for p in sorted(staged.iterdir()) if p.is_file()},
                 "result": {k: v for k, v in result.to_dict().items() if k != "reused"},
+                "resumed_from_step": resume.step if resume else None,
             },
         )
         os.replace(staged, final_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    # The model is complete and a retry reuses it: the checkpoints (optimizer state: twice the model) can go.
+    shutil.rmtree(checkpoints_dir, ignore_errors=True)
     log.info("saved model to %s (train loss %.4f, %d steps)", final_dir, result.train_loss, result.global_step)
     return result
+
+
+def prepare_checkpoints(checkpoints_dir: Path, inputs_key: str) -> Checkpoint | None:
+    """Make the checkpoints folder safe to train into, and return the checkpoint to resume from, if any.
+
+    * Checkpoints written for other inputs (other data, config or base model) are deleted, with a log line:
+      resuming them would silently train a mix of two runs.
+    * Incomplete checkpoint folders (the worker died while HF was writing one) are deleted, so neither the
+      resume nor HF's rotation ever counts them.
+
+    Returns:
+        The newest complete checkpoint of these inputs, or None (train from the start).
+    """
+    if not checkpoints_dir.is_dir():
+        return None
+    recorded = _read_json_or_none(checkpoints_dir / CHECKPOINT_INPUTS_FILE)
+    if not isinstance(recorded, dict) or recorded.get("inputs_key") != inputs_key:
+        if any(_CHECKPOINT_NAME.match(p.name) for p in checkpoints_dir.iterdir()):
+            log.info("discarding checkpoints in %s: they were written for other inputs (data or config changed)",
+                     checkpoints_dir)
+        shutil.rmtree(checkpoints_dir)
+        return None
+    complete: list[Checkpoint] = []
+    for folder in sorted(checkpoints_dir.iterdir()):
+        match = _CHECKPOINT_NAME.match(folder.name)
+        if not match or not folder.is_dir():
+            continue
+        checkpoint = checkpoint_if_complete(folder, inputs_key)
+        if checkpoint is None:
+            log.info("discarding incomplete checkpoint %s (the previous try died while saving it)", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        elif checkpoint.step >= checkpoint.max_steps:
+            # Not written by this code (we never checkpoint the last step); HF would train past the end from it.
+            log.info("not resuming from %s: it is the end of training (step %d of %d)", folder, checkpoint.step,
+                     checkpoint.max_steps)
+        else:
+            complete.append(checkpoint)
+    return max(complete, key=lambda c: c.step, default=None)
+
+
+def find_resumable_checkpoint(checkpoints_dir: Path, inputs_key: str) -> Checkpoint | None:
+    """The newest complete checkpoint for ``inputs_key`` in ``checkpoints_dir``, without changing anything."""
+    if not checkpoints_dir.is_dir():
+        return None
+    found = (checkpoint_if_complete(folder, inputs_key) for folder in checkpoints_dir.iterdir()
+             if _CHECKPOINT_NAME.match(folder.name) and folder.is_dir())
+    return max((c for c in found if c is not None and c.step < c.max_steps), key=lambda c: c.step, default=None)
+
+
+def checkpoint_if_complete(folder: Path, inputs_key: str) -> Checkpoint | None:
+    """The checkpoint in ``folder`` if it is complete and belongs to ``inputs_key``, else None.
+
+    HF writes a checkpoint folder file by file (weights, optimizer, scheduler, RNG states, trainer state, then
+    rotates old ones), so a folder that exists may be half-written. Complete means: our marker, written by
+    :class:`CheckpointMarkerCallback` only after HF returned from saving, names this step and these inputs; and
+    every file a resume reads is there, with a trainer state that parses and agrees on the step.
+    """
+    match = _CHECKPOINT_NAME.match(folder.name)
+    if not match:
+        return None
+    step = int(match.group(1))
+    marker = _read_json_or_none(folder / CHECKPOINT_COMPLETE_FILE)
+    if not isinstance(marker, dict) or marker.get("inputs_key") != inputs_key or marker.get("global_step") != step:
+        return None
+    if not all((folder / name).is_file() for name in CHECKPOINT_REQUIRED_FILES):
+        return None
+    if not any((folder / name).is_file() for name in CHECKPOINT_WEIGHT_FILES):
+        return None
+    state = _read_json_or_none(folder / "trainer_state.json")
+    if not isinstance(state, dict) or state.get("global_step") != step:
+        return None
+    return Checkpoint(path=folder, step=step, max_steps=int(state.get("max_steps") or marker.get("max_steps") or 0))
+
+
+def _read_json_or_none(path: Path) -> Any:
+    """Parsed JSON, or None when the file is missing or half-written."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _whole_run_loss(log_history: list[dict[str, Any]], resume: Checkpoint | None, output: Any) -> float:
+    """The mean training loss over all steps, also when this try resumed part-way.
+
+    HF reports the mean over the steps of *this* ``train()`` call only. The steps before the checkpoint are in
+    the restored log history: :class:`CheckpointMarkerCallback` makes HF log at every save, so the logged
+    interval means up to the checkpoint cover exactly steps 1..N.
+    """
+    if resume is None:
+        return float(output.training_loss)
+    before, last = 0.0, 0
+    for entry in log_history:
+        step = int(entry.get("step", 0))
+        if "loss" in entry and step <= resume.step:
+            before += float(entry["loss"]) * (step - last)
+            last = step
+    total = int(output.global_step)
+    after = float(output.training_loss) * (total - resume.step)
+    return (before + after) / max(total, 1)
 
 
 def _make_progress_callback() -> type:
@@ -257,13 +413,15 @@ def _make_progress_callback() -> type:
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self._start = time.monotonic()
+            self._first_step = state.global_step  # > 0 after a resume: the ETA counts this try's steps only
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             logs = logs or {}
             if "loss" not in logs or not state.global_step:
                 return
             elapsed = time.monotonic() - self._start
-            remaining = elapsed / state.global_step * max(0, state.max_steps - state.global_step)
+            done = max(1, state.global_step - self._first_step)
+            remaining = elapsed / done * max(0, state.max_steps - state.global_step)
             log.info(
                 "step %d/%d  epoch %.2f  loss %.4f  lr %.2e  elapsed %s  ETA %s",
                 state.global_step, state.max_steps, state.epoch or 0.0, logs["loss"],
@@ -271,6 +429,48 @@ def _make_progress_callback() -> type:
             )
 
     return _ProgressLog
+
+
+def _make_checkpoint_marker_callback() -> type:
+    from transformers import TrainerCallback
+
+    class _CheckpointMarker(TrainerCallback):  # type: ignore[misc]
+        """Marks a checkpoint complete once HF has saved it, and logs the loss at every save.
+
+        ``on_save`` runs after ``Trainer._save_checkpoint`` returned (weights, optimizer, scheduler, RNG and
+        trainer state written, old checkpoints rotated), so the marker is the last file of a complete checkpoint.
+        Logging at each save puts the loss up to that step into the checkpoint's trainer state, which is what
+        :func:`_whole_run_loss` needs after a resume.
+        """
+
+        def __init__(self, checkpoints_dir: Path, inputs_key: str) -> None:
+            self._dir = checkpoints_dir
+            self._inputs_key = inputs_key
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= state.max_steps:
+                # HF also checkpoints the last step. We save the final model right after, so that checkpoint only
+                # costs time and disk, and HF cannot resume from it anyway (it would train one step too many).
+                control.should_save = False
+            if control.should_save:
+                control.should_log = True
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            folder = self._dir / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_json_atomic(
+                    folder / CHECKPOINT_COMPLETE_FILE,
+                    {"inputs_key": self._inputs_key, "global_step": state.global_step, "max_steps": state.max_steps},
+                )
+                log.info("checkpoint saved: %s (step %d of %d)", folder, state.global_step, state.max_steps)
+
+    return _CheckpointMarker
+
+
+def CheckpointMarkerCallback(checkpoints_dir: Path, inputs_key: str) -> Any:
+    """A TrainerCallback writing the completeness marker into each saved checkpoint (built lazily)."""
+    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key)
 
 
 def ProgressLogCallback() -> Any:
@@ -302,7 +502,9 @@ def _scrub_card_of_training_rows(model: Any) -> None:
 
 
 def _inputs_key(train_path: Path, config: TrainConfig) -> str:
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode())
+    """What the trained weights depend on: the train split's bytes and every config field that shapes training."""
+    fields = {k: v for k, v in asdict(config).items() if k not in _NOT_IN_INPUTS_KEY}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(_sha256(train_path).encode())
     return digest.hexdigest()
 

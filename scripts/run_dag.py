@@ -261,6 +261,10 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
     if bag.import_errors:
         raise SystemExit(f"the DAG does not import: {bag.import_errors}")
     dag = bag.get_dag("reranker_retrain")
+    # Deadline alerts (declared when RERANKER_ALERT_EMAILS is set) need the scheduler to notice a miss and the
+    # triggerer to send it; dag.test has neither, and Airflow 3.3.2's dag.test crashes at the end of a successful
+    # run of a DAG with deadlines (it looks the alerts up by definition instead of by id). Drop them here only.
+    dag.deadline = None
     from airflow.sdk.exceptions import ParamValidationError
 
     try:

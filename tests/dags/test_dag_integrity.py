@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "reranker_retrain.py"
 ORDER = ["preflight", "extract", "validate", "split", "train", "evaluate", "gate", "model_card", "publish"]
 APPROVAL = "await_approval"
+PRUNE = "prune"  # retention, after everything, whatever happened
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def dag():
 
 
 def test_tasks_run_in_the_documented_order(dag) -> None:
-    assert sorted(dag.task_dict) == sorted([*ORDER, APPROVAL])
+    assert sorted(dag.task_dict) == sorted([*ORDER, APPROVAL, PRUNE])
     # A borderline candidate goes gate → await_approval → model_card; the card also runs straight after the gate.
     assert dag.task_dict[APPROVAL].upstream_task_ids == {"gate"}
     assert APPROVAL in dag.task_dict["model_card"].upstream_task_ids
@@ -35,6 +36,20 @@ def test_tasks_run_in_the_documented_order(dag) -> None:
     # Nothing reaches publish except through the gate and the card.
     assert "gate" in dag.task_dict["model_card"].upstream_task_ids
     assert dag.task_dict["publish"].get_flat_relative_ids(upstream=True) >= {"gate", "model_card"}
+    # Retention runs last and always (all_done), as a teardown so the run's state is still the pipeline's.
+    prune = dag.task_dict[PRUNE]
+    assert prune.get_flat_relative_ids(upstream=True) == set(dag.task_dict) - {PRUNE}
+    assert prune.is_teardown and not prune.on_failure_fail_dagrun
+    assert prune.trigger_rule in ("all_done", "all_done_setup_success")  # the latter is all_done without setups
+
+
+def test_train_queue_and_pool_are_deployment_settings(dag) -> None:
+    train = dag.task_dict["train"]
+    import os
+
+    assert train.queue == os.environ.get("RERANKER_TRAIN_QUEUE", "default")
+    assert train.pool == os.environ.get("RERANKER_TRAIN_POOL", "default_pool")  # default_pool always exists
+    assert train.execution_timeout is not None and train.execution_timeout.total_seconds() >= 8 * 3600
 
 
 def test_schedule_concurrency_and_tags(dag) -> None:

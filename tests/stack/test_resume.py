@@ -1,0 +1,116 @@
+"""A killed train task resumes from its checkpoint on Airflow's retry, through the real deployment.
+
+How Airflow 3.3 runs a task here: the scheduler's LocalExecutor worker process runs the task *supervisor*
+(``airflow.sdk.execution_time.supervisor``), which forks the task process; the supervisor titles itself
+``airflow worker -- LocalExecutor: <ti id>`` and the task process ``airflow worker -- <ti id>``
+(``task_runner.startup``). The test SIGKILLs exactly that task process, found among the scheduler's descendants
+by its title and the try's task-instance id (from the REST API), once the run's artifacts hold a complete
+checkpoint: what a worker losing the training process (OOM killer, a node going away) looks like. The supervisor
+survives, reports the exit, and the API server puts the task up for retry; try 2 must log that it resumes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from reranker_tasks.paths import read_json, safe_run_name
+from reranker_tasks.train import CHECKPOINT_INPUTS_FILE, CHECKPOINTS_DIR, MANIFEST_FILE, find_resumable_checkpoint
+from tests.stack.airflow_stack import DAG_ID, AirflowClient, AirflowStack
+
+pytestmark = pytest.mark.slow
+RUN_TIMEOUT_S = 900.0
+CHECKPOINT_TIMEOUT_S = 600.0
+# 120 steps of a tiny BERT, a checkpoint every 10: the kill lands right after the first one, 110 steps before the end
+# (seconds even on an idle box, while finding and killing the process takes well under one).
+LONGER = {"epochs": 4.0, "checkpoint_steps": 10}
+_RESUMED = re.compile(r"resuming from checkpoint (\S+/checkpoint-(\d+)) \(step (\d+) of (\d+)\)")
+
+
+def _wait_for_complete_checkpoint(stack: AirflowStack, client: AirflowClient, run_id: str) -> int:
+    """Poll the run's artifacts (fast, no API) until a complete checkpoint exists; returns its step."""
+    checkpoints = stack.artifacts / safe_run_name(run_id) / "train" / CHECKPOINTS_DIR
+    deadline = time.monotonic() + CHECKPOINT_TIMEOUT_S
+    last_api_check = 0.0
+    while time.monotonic() < deadline:
+        try:
+            key = read_json(checkpoints / CHECKPOINT_INPUTS_FILE)["inputs_key"]
+            newest = find_resumable_checkpoint(checkpoints, key)
+        except (OSError, ValueError, KeyError):
+            newest = None
+        if newest is not None:
+            return newest.step
+        if time.monotonic() - last_api_check > 5:  # a run that ended or a dead component fails now, not at timeout
+            last_api_check = time.monotonic()
+            stack.check_running()
+            state = client.dag_run(DAG_ID, run_id)["state"]
+            assert state not in ("success", "failed"), f"run ended {state} before any checkpoint\n" + (
+                client.describe_run(DAG_ID, run_id))
+        time.sleep(0.1)
+    raise TimeoutError(f"no complete checkpoint under {checkpoints} within {CHECKPOINT_TIMEOUT_S:.0f} s")
+
+
+def _task_process(stack: AirflowStack, ti_id: str) -> psutil.Process:
+    """The task process of one try: a descendant of this stack's scheduler titled ``airflow worker -- <ti id>``."""
+    scheduler = next(c for c in stack.components if c.name == "scheduler")
+    assert scheduler.process is not None
+    title = f"airflow worker -- {ti_id}"
+    found = []
+    for proc in psutil.Process(scheduler.process.pid).children(recursive=True):
+        try:
+            if title in " ".join(proc.cmdline()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    assert len(found) == 1, f"expected one task process titled {title!r}, found {found}"
+    return found[0]
+
+
+def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
+    airflow_stack: AirflowStack, stack_client: AirflowClient, tiny_conf: dict[str, Any]
+) -> None:
+    conf = {**tiny_conf, **LONGER, "hub_repo_id": f"local/stack-resume-{uuid.uuid4().hex[:8]}", "dry_run": True,
+            "approval": "reject"}
+    stack_client.unpause(DAG_ID)
+    run_id = stack_client.trigger_dag(DAG_ID, conf)
+
+    # The try's id first (it names the task process), so nothing but a local poll stands between checkpoint and kill.
+    stack_client.wait_for_task_state(DAG_ID, run_id, "train", ("running",), timeout=RUN_TIMEOUT_S)
+    first = stack_client.task_instance(DAG_ID, run_id, "train")
+    assert first["try_number"] == 1, first
+    seen_step = _wait_for_complete_checkpoint(airflow_stack, stack_client, run_id)
+    task_process = _task_process(airflow_stack, first["id"])
+    supervisor = task_process.parent()
+    task_process.send_signal(signal.SIGKILL)
+    task_process.wait(30)
+    assert supervisor is not None and supervisor.is_running(), "only the task process was killed, not its supervisor"
+
+    stack_client.wait_for_run(DAG_ID, run_id, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
+    train = stack_client.task_instance(DAG_ID, run_id, "train")
+    assert (train["state"], train["try_number"]) == ("success", 2), train
+    assert train["id"] != first["id"]
+
+    retry_log = stack_client.task_log(DAG_ID, run_id, "train", try_number=2)
+    resumed = _RESUMED.search(retry_log)
+    assert resumed, f"try 2 did not resume from a checkpoint:\n{retry_log[-4000:]}"
+    path, folder_step, step, max_steps = resumed.group(1), *map(int, resumed.groups()[1:])
+    run_dir = airflow_stack.artifacts / safe_run_name(run_id)
+    assert Path(path).parent == run_dir / "train" / CHECKPOINTS_DIR
+    # The kill came right after checkpoint `seen_step`; the process may have saved one more before it died.
+    assert folder_step == step and seen_step <= step < max_steps, resumed.group(0)
+    first_log = stack_client.task_log(DAG_ID, run_id, "train", try_number=1)
+    assert f"checkpoint-{step} (step {step} of {max_steps})" in first_log, first_log[-4000:]
+    assert "resuming from checkpoint" not in first_log
+
+    manifest = read_json(run_dir / "train" / "model" / MANIFEST_FILE)
+    assert manifest["resumed_from_step"] == step and manifest["result"]["global_step"] == max_steps
+    assert not (run_dir / "train" / CHECKPOINTS_DIR).exists(), "checkpoints are removed once the model is saved"
+    states = stack_client.task_instances(DAG_ID, run_id)
+    assert states["prune"] == "success", states
