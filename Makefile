@@ -27,7 +27,7 @@ install: $(STAMP)
 # docker-compose renders and checks docker-compose.yaml (no Docker engine needed for `config`);
 # postgresql-15 provides the server the SQL-source tests start on loopback;
 # chromium + chromium-driver drive the browser test of the UI plugin (Selenium never downloads a browser).
-SYSTEM_PACKAGES := docker-compose postgresql-15 chromium chromium-driver
+SYSTEM_PACKAGES := docker-compose postgresql-15 redis-server chromium chromium-driver
 system-packages:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
 	  missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -110,7 +110,7 @@ class HubCommitLink(_RerankerLink):
 
 
 class ModelCardLink(_RerankerLink):
-    """The model card (``README.md``) exactly as pushed in ``publish``'s commit: ``<hub>/<repo>/blob/<sha>/README.md``."""
+    """The model card (``README.md``) exactly as ``publish`` pushed it: ``<hub>/<repo>/blob/<sha>/README.md``."""
 
     name = "Model card"
     task_id = "publish"

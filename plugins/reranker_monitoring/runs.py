@@ -315,7 +315,8 @@ def build_record(
         if record.pairs is None:  # extract's XCom may be gone; validation counted the same rows
             record.pairs, record.queries = _int(summary.get("rows")), _int(summary.get("queries"))
     docs_path = validate.get("data_docs_path") or summary.get("data_docs_path")
-    has_docs = bool(docs_path) or (run_dir is not None and (run_dir.joinpath(*DATA_DOCS_DIR) / DATA_DOCS_INDEX).is_file())
+    index = run_dir.joinpath(*DATA_DOCS_DIR, DATA_DOCS_INDEX) if run_dir is not None else None
+    has_docs = bool(docs_path) or (index is not None and index.is_file())
     if has_docs:
         record.data_docs_url = data_docs_url(prefix, info.run_id)
 
@@ -472,7 +473,8 @@ def render_metric_chart(records: Sequence[RunRecord], metric: str | None = None,
         champion = run.metric("champion", metric)
         if champion is not None:
             x, y = xy(i, champion)
-            parts.append(f'<circle class="champion" cx="{x:.1f}" cy="{y:.1f}" r="8" fill="none" stroke="{SERIES[1][2]}" '
+            parts.append(f'<circle class="champion" cx="{x:.1f}" cy="{y:.1f}" r="8" fill="none" '
+                         f'stroke="{SERIES[1][2]}" '
                          f'stroke-width="2"><title>{_e(f"{run.run_id}: champion {_fmt(champion)}")}</title></circle>')
     label_every = max(1, math.ceil(len(runs) / 10))
     for i, run in enumerate(runs):
@@ -485,7 +487,9 @@ def render_metric_chart(records: Sequence[RunRecord], metric: str | None = None,
         parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{color}" stroke="#fff" '
                      f'stroke-width="1.5"><title>{_e(tip)}</title></circle>')
         if i % label_every == 0 or i == len(runs) - 1:
-            anchor = "start" if i == 0 and len(runs) > 1 else "end" if i == len(runs) - 1 and len(runs) > 1 else "middle"
+            anchor = "middle"
+            if len(runs) > 1 and i in (0, len(runs) - 1):  # keep the first and last labels inside the chart
+                anchor = "start" if i == 0 else "end"
             parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 18}" text-anchor="{anchor}" font-size="11" '
                          f'fill="#57606a">{_e(_short_time(run.run_after) or f"#{i + 1}")}</text>')
     legend_x = left + 8
@@ -508,7 +512,8 @@ body{font:13px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#
 h1{font-size:19px;margin:0 0 4px}p.sub{color:#57606a;margin:0 0 10px}.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;margin-top:10px}th,td{border-bottom:1px solid #d0d7de;padding:5px 7px;
 text-align:left;vertical-align:top}th{background:#f6f8fa;font-weight:600}th .small{font-weight:400}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.small{color:#57606a;font-size:11.5px}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.small{color:#57606a;font-size:11.5px}
 .nowrap{white-space:nowrap}a.rid{font-size:12px;word-break:break-all}.wrap{word-break:break-all;max-width:180px}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;padding:1px 4px;border-radius:4px}
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px;white-space:nowrap}
@@ -569,13 +574,15 @@ def _row(record: RunRecord) -> str:
         failed = "; ".join(record.validation_failed)
         validation = "passed" if record.validation_success else f'<span title="{_e(failed)}">failed</span>'
     if record.data_docs_url:
-        validation += f'<div class="small nowrap"><a class="data-docs" href="{_e(record.data_docs_url)}">Data Docs</a></div>'
+        link = f'<a class="data-docs" href="{_e(record.data_docs_url)}">Data Docs</a>'
+        validation += f'<div class="small nowrap">{link}</div>'
     delta = "–" if record.delta_vs_champion is None else f"{record.delta_vs_champion:+.4f}"
     duration = f" · {record.duration_s:.0f} s" if record.duration_s is not None else ""
     return (
         f'<tr class="run" data-run-id="{_e(record.run_id)}">'
         f'<td><a class="rid" href="{_e(record.ui_url)}">{_e(record.run_id)}</a>'
-        f'<div class="small">{_e(_short_time(record.run_after))} · {_e(record.run_type or "")}{_e(duration)}</div></td>'
+        f'<div class="small">{_e(_short_time(record.run_after))} · {_e(record.run_type or "")}{_e(duration)}'
+        "</div></td>"
         f'<td class="state-{_e(record.state)}">{_e(record.state)}</td>'
         f"<td>{data}</td><td>{validation}</td>"
         f'{_metric_cell(record, "candidate")}{_metric_cell(record, "champion")}{_metric_cell(record, "base")}'

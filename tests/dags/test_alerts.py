@@ -235,9 +235,14 @@ def test_a_pending_approval_notifies_before_it_waits(sink, inputs, local_hub, tm
                 seen["answer_error"] = exc
                 time.sleep(1 + attempt)
 
+    # Import and set up everything the reviewer uses here first: two threads importing Airflow's models at once
+    # deadlock on the import lock.
+    dag = _dag()
+    assert _waiting_run_id() is None
+    import airflow.api_fastapi.core_api.routes.public.hitl  # noqa: F401
+
     thread = threading.Thread(target=reviewer, daemon=True)
     thread.start()
-    dag = _dag()
     dag.deadline = None  # as scripts/run_dag.py does: dag.test cannot serve deadlines (see there)
     try:
         dag_run = dag.test(run_conf=conf)

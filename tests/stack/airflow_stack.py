@@ -19,8 +19,10 @@ artifacts); it is left in place after the session for debugging. Scheduled runs 
 (``[scheduler] use_job_schedule=False``): unpausing the ``@weekly`` DAG would otherwise start a default run with
 the full-size base model, and with ``max_active_runs=1`` a test's own run would queue behind it.
 
-Later variants (CeleryExecutor) pass another executor, extra components and extra environment in
-:class:`StackOptions`.
+The session's stack (``tests/stack/conftest.py``) is the multi-machine topology of ``docker-compose.yaml``:
+CeleryExecutor with a real Redis broker (``tests/redis_server.py``), a Celery worker serving the ``default``
+queue and the training queue (``gpu``, as a GPU worker would), results in PostgreSQL. Other variants pass
+another executor, extra components and extra environment in :class:`StackOptions`.
 """
 
 from __future__ import annotations
@@ -726,6 +728,10 @@ def stack_env(
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
         "RERANKER_RETRY_DELAY_S": "2",  # transient errors retry after seconds, not minutes
     })
+    if options.executor == "CeleryExecutor":
+        # Task results go to the metadata DB (psycopg 3 through SQLAlchemy), as in docker-compose.yaml.
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{database_url}"
+        env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "2"
     env.update(options.extra_env)
     return env
 

@@ -13,19 +13,32 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.stack.airflow_stack import AirflowClient, AirflowStack, start_airflow_stack
+from tests.stack.airflow_stack import BASE_COMPONENTS, AirflowClient, AirflowStack, StackOptions, start_airflow_stack
 
 if TYPE_CHECKING:
     from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
     from tests.pg_server import PostgresServer
+    from tests.redis_server import RedisServer
 
 _STARTED: list[AirflowStack] = []
 
 
+#: The training task's queue in the stack: only the worker that serves it (a GPU box in production) trains.
+TRAIN_QUEUE = "gpu"
+
+
 @pytest.fixture(scope="session")
-def airflow_stack(postgres_server: PostgresServer, local_hub: LocalHub, session_tmp: Path) -> Iterator[AirflowStack]:
-    """A running LocalExecutor deployment (api-server, scheduler, dag-processor, triggerer) on loopback."""
-    stack = start_airflow_stack(postgres_server, local_hub, session_tmp)
+def airflow_stack(
+    postgres_server: PostgresServer, redis_server: RedisServer, local_hub: LocalHub, session_tmp: Path
+) -> Iterator[AirflowStack]:
+    """The multi-machine topology on loopback: api-server, scheduler, dag-processor, triggerer and a Celery
+    worker (queues ``default`` and ``gpu``) as separate processes; PostgreSQL metadata DB, Redis broker."""
+    options = StackOptions(
+        executor="CeleryExecutor",
+        components=(*BASE_COMPONENTS, ("celery", "worker", "--queues", f"default,{TRAIN_QUEUE}")),
+        extra_env={"AIRFLOW__CELERY__BROKER_URL": redis_server.url, "RERANKER_TRAIN_QUEUE": TRAIN_QUEUE},
+    )
+    stack = start_airflow_stack(postgres_server, local_hub, session_tmp, options)
     _STARTED.append(stack)
     try:
         yield stack

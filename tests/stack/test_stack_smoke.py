@@ -1,4 +1,5 @@
-"""Smoke test of the real deployment: the API is behind auth, and a run triggered over REST promotes and pushes.
+"""End to end on the multi-machine topology: the API is behind auth, and a run triggered over REST promotes and
+pushes, its tasks executed by a Celery worker through the Redis broker (training on the ``gpu`` queue).
 
 The run uses ``tiny_conf`` (``tests/stack/conftest.py``: the tiny BERT, learnable pairs and conf of
 ``tests/dags/test_reranker_e2e.py``), so training takes seconds; what is slow is each task being a fresh
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from tests.stack.airflow_stack import DAG_ID, AirflowClient, AirflowStack
+from tests.stack.conftest import TRAIN_QUEUE
 
 if TYPE_CHECKING:
     from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
@@ -33,7 +35,7 @@ def test_the_api_is_behind_auth(airflow_stack: AirflowStack, stack_client: Airfl
 
 
 def test_a_rest_triggered_run_promotes_and_pushes_to_the_hub(
-    stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub
+    airflow_stack: AirflowStack, stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub
 ) -> None:
     from huggingface_hub import HfApi
 
@@ -46,9 +48,16 @@ def test_a_rest_triggered_run_promotes_and_pushes_to_the_hub(
 
     states = stack_client.task_instances(DAG_ID, run_id)
     assert states.get("publish") == "success", stack_client.describe_run(DAG_ID, run_id)
+    # Executed by Celery: every task went through the broker; training on the GPU queue, the rest on default.
+    tis = {ti["task_id"]: ti for ti in stack_client.task_instance_list(DAG_ID, run_id)}
+    assert tis["train"]["queue"] == TRAIN_QUEUE and tis["extract"]["queue"] == "default"
+    worker_log = next(c for c in airflow_stack.components if c.name.startswith("celery")).log_path.read_text()
+    for task_id in ("extract", "train", "publish"):
+        assert tis[task_id]["id"] in worker_log, f"the Celery worker did not run {task_id}"
     publish_log = stack_client.task_log(DAG_ID, run_id, "publish")
     assert "Hub commit:" in publish_log, publish_log[-3000:]
 
     commits = HfApi(endpoint=local_hub.endpoint, token=local_hub.token).list_repo_commits(repo, revision="main")
     messages = [f"{c.title}\n{c.message or ''}" for c in commits]
     assert any(run_id in message for message in messages), (run_id, messages)
+

@@ -175,8 +175,8 @@ def screenshots(session_tmp: Path) -> Iterator[Path]:
 def browser(session_tmp: Path) -> Iterator[Any]:
     """Headless system Chromium through chromedriver (Selenium never downloads a browser here)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (make test installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+        pytest.fail("needs Debian's chromium and chromium-driver (make test installs them)")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()

@@ -161,7 +161,8 @@ def test_artifacts_on_an_object_store_leave_the_xcoms(monkeypatch: pytest.Monkey
 
 def test_model_card_url() -> None:
     sha = "d" * 40
-    assert model_card_url(f"https://hf.co/org/m/commit/{sha}", "org/m", sha) == f"https://hf.co/org/m/blob/{sha}/README.md"
+    card = f"https://hf.co/org/m/blob/{sha}/README.md"
+    assert model_card_url(f"https://hf.co/org/m/commit/{sha}", "org/m", sha) == card
     assert model_card_url(None, "org/m", sha, endpoint="http://hub:1/") == f"http://hub:1/org/m/blob/{sha}/README.md"
     assert model_card_url(None, "org/m", None) is None
 
@@ -192,7 +193,8 @@ def test_page_and_chart(root: Path) -> None:
     page = render_page(records, dag_id=DAG_ID, prefix="/reranker", generated_at=T0)
     assert page.count('<tr class="run"') == 2
     assert page.index(f'data-run-id="{RUN2}') < page.index(f'data-run-id="{RUN1}')  # newest first
-    for text in ("97b0fe68", "600 pairs", "120 queries", "not promoted", "0.9100", "0.4400", "promote", "reject", "+0.0000",
+    for text in ("97b0fe68", "600 pairs", "120 queries", "not promoted", "0.9100", "0.4400", "promote", "reject",
+                 "+0.0000",
                  f"{HUB}/local/rr/blob/{'c' * 40}/README.md", "Data Docs", 'href="/reranker/api/runs"'):
         assert text in page, text
     assert "<script" not in page and "src=" not in page  # self-contained: no JS, no external resources
