@@ -20,6 +20,8 @@ writes the model card and pushes one commit plus a `run-<UTC>-<fingerprint>` tag
   push is refused (HTTP 412) and the run ends not promoted, saying so.
 * Bad config or data fails its task at once, without retries; network and Hub errors are retried.
 * The Hub token comes from the connection `huggingface_default` (password field) or `HF_TOKEN`, never from params.
+* Alerts (e-mail to `RERANKER_ALERT_EMAILS` through the SMTP connection `RERANKER_ALERT_CONN_ID`): a failed task, a
+  candidate not promoted, a pending approval, a run far slower than usual. See "Alerts" in the README.
 
 Every task body is one call into the `reranker_tasks` package; artifacts live under
 `$RERANKER_ARTIFACTS_ROOT/<run id>/<task>/`, and XCom carries only small JSON (paths, counts, metrics).
@@ -27,6 +29,7 @@ Every task body is one call into the `reranker_tasks` package; artifacts live un
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -50,11 +53,16 @@ from airflow.sdk import (
     task,
 )
 
+from reranker_tasks.config import labels_uri
+
 HUB_CONN_ID = "huggingface_default"
 
 # The run's immutable training snapshot. Its events carry the data fingerprint and counts. This is not the
 # labels' own Asset (what data teams update), so a snapshot event never triggers this DAG.
 SNAPSHOT_ASSET = Asset(name="reranker_training_snapshot", uri="reranker://snapshots/training-pairs")
+# The data teams' labels, declared on their URI (RERANKER_LABELS_URI; default: the bundled sample file). Whoever
+# writes labels updates it; it schedules the asset-triggered twin of this DAG (see LABELS_DOC).
+LABELS_ASSET = Asset(name="reranker_labels", uri=labels_uri())
 
 # Config and data errors cannot be fixed by running the same task again: fail at once. Anything else
 # (network, Hub 5xx, a killed worker) keeps the normal retries.
@@ -443,7 +451,7 @@ class RerankerAlert(BaseNotifier):
         )
 
 
-def _deadline_alerts() -> list[DeadlineAlert] | None:
+def _deadline_alerts(dag_id: str) -> list[DeadlineAlert] | None:
     """Alert when a run is far slower than usual, and when it runs for hours whatever the history.
 
     The callback runs in the triggerer, which can import installed code only (not this DAG file): it is the SMTP
@@ -457,7 +465,7 @@ def _deadline_alerts() -> list[DeadlineAlert] | None:
         return None
 
     def callback(rule: str) -> AsyncCallback:
-        message = deadline_templates(dag_id=Path(__file__).stem, base_url=_ui_base_url(), rule=rule)
+        message = deadline_templates(dag_id=dag_id, base_url=_ui_base_url(), rule=rule)
         return AsyncCallback(
             "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
             kwargs={
@@ -502,29 +510,58 @@ def _attach_ui_links(**tasks: Any) -> None:
         output.operator.operator_extra_links = links_for(task_id)
 
 
-@dag(
-    dag_id=Path(__file__).stem,
-    schedule="@weekly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=12),
-    params=PARAMS,
-    doc_md=__doc__,
-    tags=["ml", "reranker", "retraining"],
-    default_args={
-        "retries": 2,
-        # A deployment setting, not a run parameter (tests shorten it): transient errors wait this long.
-        "retry_delay": timedelta(seconds=float(os.environ.get("RERANKER_RETRY_DELAY_S", "60"))),
-        "retry_exponential_backoff": 2.0,
-        "retry_policy": RETRY_POLICY,
-        "execution_timeout": timedelta(hours=2),
-        # failure.json first (make run reads it), then the alert.
-        "on_failure_callback": [_record_failure, RerankerAlert("task_failed")],
-    },
-    on_failure_callback=RerankerAlert("run_failed"),
-    deadline=_deadline_alerts(),
-)
+DAG_ID = Path(__file__).stem
+LABELS_DAG_ID = f"{DAG_ID}_on_labels"
+
+
+def _dag_settings(dag_id: str) -> dict[str, Any]:
+    """What the weekly DAG and its asset-scheduled twin share: everything but schedule, params and docs."""
+    return {
+        "dag_id": dag_id,
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "dagrun_timeout": timedelta(hours=12),
+        "tags": ["ml", "reranker", "retraining"],
+        "default_args": {
+            "retries": 2,
+            # A deployment setting, not a run parameter (tests shorten it): transient errors wait this long.
+            "retry_delay": timedelta(seconds=float(os.environ.get("RERANKER_RETRY_DELAY_S", "60"))),
+            "retry_exponential_backoff": 2.0,
+            "retry_policy": RETRY_POLICY,
+            "execution_timeout": timedelta(hours=2),
+            # failure.json first (make run reads it), then the alert.
+            "on_failure_callback": [_record_failure, RerankerAlert("task_failed")],
+        },
+        "on_failure_callback": RerankerAlert("run_failed"),
+        "deadline": _deadline_alerts(dag_id),
+    }
+
+
+def _labels_params() -> dict[str, Param]:
+    """The asset-scheduled DAG's Params: read the labels where their Asset points; skip when nothing is new."""
+    params = copy.deepcopy(PARAMS)
+    params["source_path"] = Param(
+        LABELS_ASSET.uri, type="string", title="Labeled pairs", section=DATA,
+        description="The labels whose Asset schedules this DAG (RERANKER_LABELS_URI); same formats as the weekly DAG.",
+    )
+    params["min_new_pairs"] = Param(
+        1, type="integer", minimum=0, title="Minimum new pairs", section=DATA,
+        description="Skip the run when the data has fewer new pairs than the champion's (1: skip unchanged data).",
+    )
+    return params
+
+
+LABELS_DOC = f"""
+### Retrain the reranker when the labels change
+
+The same pipeline as `{DAG_ID}` (see its docs), scheduled on the labels' Asset `{LABELS_ASSET.name}`
+(`{LABELS_ASSET.uri}`) instead of a cron: a labelling pipeline's outlet, the `reranker_labels_published` DAG, or
+`POST /api/v2/assets/events` starts a run. `min_new_pairs` defaults to 1, so a run whose data is the champion's
+ends early as *skipped*. The run's own snapshot Asset is a different one: a run never triggers another.
+"""
+
+
 def reranker_retrain() -> None:
     @task
     def preflight() -> dict[str, Any]:
@@ -765,4 +802,12 @@ def reranker_retrain() -> None:
     _attach_ui_links(validate=validated, publish=published)
 
 
-reranker_retrain()
+# The weekly DAG, and its twin scheduled on the labels' Asset: one pipeline, two triggers.
+# The cadence is a deployment setting (cron, preset, or "none" for manual and asset-triggered runs only).
+WEEKLY = os.environ.get("RERANKER_SCHEDULE", "@weekly")
+dag(schedule=None if WEEKLY.lower() == "none" else WEEKLY, params=PARAMS, doc_md=__doc__, **_dag_settings(DAG_ID))(
+    reranker_retrain
+)()
+dag(schedule=[LABELS_ASSET], params=_labels_params(), doc_md=LABELS_DOC, **_dag_settings(LABELS_DAG_ID))(
+    reranker_retrain
+)()

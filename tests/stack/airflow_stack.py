@@ -15,9 +15,9 @@ logs the way the UI does. This module starts the real thing, each component in i
 
 Everything lives in one folder under the session's tmp dir (``AirflowStack.root``: ``home/`` is AIRFLOW_HOME
 with the task logs, ``process-logs/<component>.log`` the components' output, ``artifacts/`` the runs'
-artifacts); it is left in place after the session for debugging. Scheduled runs are off
-(``[scheduler] use_job_schedule=False``): unpausing the ``@weekly`` DAG would otherwise start a default run with
-the full-size base model, and with ``max_active_runs=1`` a test's own run would queue behind it.
+artifacts); it is left in place after the session for debugging. The weekly cron is off
+(``RERANKER_SCHEDULE=none``): unpausing the DAG would otherwise start a default run with the full-size base model,
+and with ``max_active_runs=1`` a test's own run would queue behind it. Asset-triggered runs stay on.
 
 The session's stack (``tests/stack/conftest.py``) is the multi-machine topology of ``docker-compose.yaml``:
 CeleryExecutor with a real Redis broker (``tests/redis_server.py``), a Celery worker serving the ``default``
@@ -722,7 +722,9 @@ def stack_env(
         # Log servers on free ports: two stacks (or a stray local Airflow) must not fight over 8793/8794.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only runs the tests trigger (see the module doc)
+        # No cron runs (they would queue a full-size default run before the tests' own), but the scheduler must
+        # still create asset-triggered runs, which use_job_schedule=False would switch off too.
+        "RERANKER_SCHEDULE": "none",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",

@@ -37,6 +37,7 @@ def airflow_stack(
         executor="CeleryExecutor",
         components=(*BASE_COMPONENTS, ("celery", "worker", "--queues", f"default,{TRAIN_QUEUE}")),
         extra_env={"AIRFLOW__CELERY__BROKER_URL": redis_server.url, "RERANKER_TRAIN_QUEUE": TRAIN_QUEUE},
+        dag_ids=("reranker_retrain", "reranker_retrain_on_labels", "reranker_labels_published"),
     )
     stack = start_airflow_stack(postgres_server, local_hub, session_tmp, options)
     _STARTED.append(stack)

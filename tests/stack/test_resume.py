@@ -1,6 +1,7 @@
 """A killed train task resumes from its checkpoint on Airflow's retry, through the real deployment.
 
-How Airflow 3.3 runs a task here: the scheduler's LocalExecutor worker process runs the task *supervisor*
+How Airflow 3.3 runs a task here: the executor's worker process (a Celery worker in the session's stack, the
+scheduler's LocalExecutor in a single-machine one) runs the task *supervisor*
 (``airflow.sdk.execution_time.supervisor``), which forks the task process; the supervisor titles itself
 ``airflow worker -- LocalExecutor: <ti id>`` and the task process ``airflow worker -- <ti id>``
 (``task_runner.startup``). The test SIGKILLs exactly that task process, found among the scheduler's descendants
@@ -58,18 +59,20 @@ def _wait_for_complete_checkpoint(stack: AirflowStack, client: AirflowClient, ru
 
 
 def _task_process(stack: AirflowStack, ti_id: str) -> psutil.Process:
-    """The task process of one try: a descendant of this stack's scheduler titled ``airflow worker -- <ti id>``."""
-    scheduler = next(c for c in stack.components if c.name == "scheduler")
-    assert scheduler.process is not None
-    title = f"airflow worker -- {ti_id}"
-    found = []
-    for proc in psutil.Process(scheduler.process.pid).children(recursive=True):
-        try:
-            if title in " ".join(proc.cmdline()):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+    """The task process of one try, among the descendants of every component (the scheduler's LocalExecutor or a
+    Celery worker runs the supervisor): the process titled with the TI id whose parent, the supervisor, is too."""
+    tagged: dict[int, psutil.Process] = {}
+    for component in stack.components:
+        if component.process is None:
             continue
-    assert len(found) == 1, f"expected one task process titled {title!r}, found {found}"
+        for proc in psutil.Process(component.process.pid).children(recursive=True):
+            try:
+                if ti_id in " ".join(proc.cmdline()):
+                    tagged[proc.pid] = proc
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    found = [p for p in tagged.values() if p.ppid() in tagged]
+    assert len(found) == 1, f"expected one task process under its supervisor for {ti_id}, found {list(tagged.values())}"
     return found[0]
 
 
