@@ -16,9 +16,9 @@ from reranker_tasks.model_card import CardLeak, write_model_card
 from reranker_tasks.publish import publish_model
 from reranker_tasks.split import split_pairs
 from reranker_tasks.train import MANIFEST_FILE, train_reranker
-from tests.support import build_tiny_bert, learnable_pairs
+from tests.support import TINY_TRAINING, build_tiny_bert, learnable_pairs
 
-FAST = {"epochs": 3.0, "learning_rate": 3e-3, "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05}
+FAST = TINY_TRAINING
 
 
 @pytest.fixture(scope="module")

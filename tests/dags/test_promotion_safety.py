@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import build_tiny_bert, learnable_pairs, seed_untuned_champion, write_pairs
+from tests.support import seed_untuned_champion, tiny_run_inputs
 
 pytestmark = pytest.mark.slow
 REPO = "local/e2e-borderline"
@@ -27,13 +27,9 @@ def inputs(tmp_path_factory, airflow_local, local_hub):
     from huggingface_hub import HfApi
 
     folder = tmp_path_factory.mktemp("safety")
-    frame = learnable_pairs()
-    source = write_pairs(frame, folder / "pairs.csv")
-    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
-    conf = {
-        "source_path": str(source), "base_model": str(base), "epochs": 3.0, "learning_rate": 3e-3,
-        "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05, "min_eval_queries": 5, "hub_repo_id": REPO,
-    }
+    _, conf = tiny_run_inputs(folder)
+    conf["hub_repo_id"] = REPO
+    base = Path(conf["base_model"])
     api = HfApi(token=local_hub.token)
     seed_commit = seed_untuned_champion(api, REPO, base, folder / "champion", SEED_TAG)
     return {"conf": conf, "api": api, "seed_commit": seed_commit}

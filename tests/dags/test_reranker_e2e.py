@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import build_tiny_bert, learnable_pairs, write_pairs
+from tests.support import tiny_run_inputs, write_pairs
 
 pytestmark = pytest.mark.slow
 REPO = "local/e2e-reranker"
@@ -23,20 +23,8 @@ REPO = "local/e2e-reranker"
 @pytest.fixture(scope="module")
 def e2e_inputs(tmp_path_factory, airflow_local):
     folder = tmp_path_factory.mktemp("e2e")
-    frame = learnable_pairs()
-    source = write_pairs(frame, folder / "pairs.csv")
-    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
-    conf = {
-        "source_path": str(source),
-        "base_model": str(base),
-        "epochs": 3.0,
-        "learning_rate": 3e-3,
-        "batch_size": 16,
-        "max_length": 64,
-        "warmup_ratio": 0.05,
-        "min_eval_queries": 5,
-        "hub_repo_id": REPO,
-    }
+    frame, conf = tiny_run_inputs(folder)
+    conf["hub_repo_id"] = REPO
     return {"conf": conf, "frame": frame, "folder": folder}
 
 

@@ -65,22 +65,9 @@ def tiny_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     Same values as ``tests/dags/test_reranker_e2e.py``'s ``e2e_inputs``: what passes there passes here, and a
     difference in outcome points at the deployment, not the data.
     """
-    from tests.support import build_tiny_bert, learnable_pairs, write_pairs
+    from tests.support import tiny_run_inputs
 
-    folder = tmp_path_factory.mktemp("stack-inputs")
-    frame = learnable_pairs()
-    source = write_pairs(frame, folder / "pairs.csv")
-    base = build_tiny_bert(folder / "tiny-bert", frame["query"].tolist() + frame["document"].tolist())
-    return {
-        "source_path": str(source),
-        "base_model": str(base),
-        "epochs": 3.0,
-        "learning_rate": 3e-3,
-        "batch_size": 16,
-        "max_length": 64,
-        "warmup_ratio": 0.05,
-        "min_eval_queries": 5,
-    }
+    return tiny_run_inputs(tmp_path_factory.mktemp("stack-inputs"))[1]
 
 
 @pytest.hookimpl(hookwrapper=True)
