@@ -104,10 +104,7 @@ def publish_model(
             "no Hub token: set the Airflow connection 'huggingface_default' (token in the password field) "
             "or the HF_TOKEN environment variable of the workers"
         )
-    files = sorted(p.name for p in staging_dir.iterdir() if p.is_file())
-    unexpected = sorted(set(files) - set(MODEL_FILE_ALLOWLIST))
-    if unexpected or "model.safetensors" not in files or "README.md" not in files:
-        raise ConfigError(f"staging folder {staging_dir} is not a publishable model: files {files}")
+    files = publishable_files(staging_dir)
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
@@ -164,12 +161,19 @@ def _head_of_new_repo(api: Any, repo_id: str, run_id: str) -> str | None:
     return info.sha
 
 
-def record_dry_run(staging_dir: Path, out_dir: Path, *, repo_id: str, parent_commit: str | None) -> dict[str, Any]:
-    """``dry_run``: everything but the push. Record what would have been committed, and where."""
+def publishable_files(staging_dir: Path) -> list[str]:
+    """The staged files, checked: allow-listed names only, weights and card present (the push and the dry run
+    must agree on what would be committed)."""
     files = sorted(p.name for p in staging_dir.iterdir() if p.is_file())
     unexpected = sorted(set(files) - set(MODEL_FILE_ALLOWLIST))
     if unexpected or "model.safetensors" not in files or "README.md" not in files:
         raise ConfigError(f"staging folder {staging_dir} is not a publishable model: files {files}")
+    return files
+
+
+def record_dry_run(staging_dir: Path, out_dir: Path, *, repo_id: str, parent_commit: str | None) -> dict[str, Any]:
+    """``dry_run``: everything but the push. Record what would have been committed, and where."""
+    files = publishable_files(staging_dir)
     result = {"dry_run": True, "repo_id": repo_id, "parent_commit": parent_commit, "files": files,
               "bytes": sum((staging_dir / name).stat().st_size for name in files)}
     write_json_atomic(out_dir / DRY_RUN_FILE, result)
