@@ -17,6 +17,8 @@ COPY --chown=airflow:0 pyproject.toml constraints.txt ./
 COPY --chown=airflow:0 reranker_tasks/ reranker_tasks/
 COPY --chown=airflow:0 hub_emulator/ hub_emulator/
 # Pinning apache-airflow keeps pip from changing the image's Airflow while resolving the project.
+# EXTRA_PIP: the fsspec filesystem of an object-store RERANKER_ARTIFACTS_ROOT (s3fs, gcsfs, adlfs), or a provider.
+ARG EXTRA_PIP=""
 RUN pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" -c constraints.txt \
-        "apache-airflow==${AIRFLOW_VERSION}" ".[demo]"
+        "apache-airflow==${AIRFLOW_VERSION}" ".[demo]" ${EXTRA_PIP}
 WORKDIR /opt/airflow

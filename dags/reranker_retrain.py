@@ -255,10 +255,28 @@ def _run_config() -> Any:
     return load_run_config({**context["params"], **conf})
 
 
-def _step_dir(step: str) -> Path:
-    from reranker_tasks.paths import RunPaths
+def _artifacts_root() -> Any:
+    """``RERANKER_ARTIFACTS_ROOT``: a local folder, an fsspec URI, or a URI naming an Airflow connection.
 
-    return RunPaths.for_run(get_current_context()["run_id"]).step(step)
+    ``s3://aws_default@bucket/reranker`` takes its credentials from the connection ``aws_default`` through Airflow's
+    ObjectStoragePath (the provider of that scheme must be installed); ``s3://bucket/reranker`` uses fsspec's own
+    credential chain. ``reranker_tasks.storage`` explains the local and the store mode.
+    """
+    from reranker_tasks.storage import artifacts_location, names_connection
+
+    location = artifacts_location()
+    if names_connection(location):
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(location)
+    return location
+
+
+def _artifacts(run_id: str | None = None) -> Any:
+    """This task's view of the run's artifacts (a context manager: the store mode's scratch folder goes at exit)."""
+    from reranker_tasks.storage import ArtifactStore
+
+    return ArtifactStore.from_location(_artifacts_root()).run(run_id or get_current_context()["run_id"])
 
 
 def _hub_token() -> str | None:
@@ -305,14 +323,14 @@ def _pinned_train_config(cfg: Any) -> Any:
 
 def _record_failure(context: Any) -> None:
     """Write the failing task and its error next to the run's artifacts, for `make run` to report."""
-    from reranker_tasks.paths import RunPaths, write_json_atomic
-
     exc = context.get("exception")
     ti = context["ti"]
-    write_json_atomic(
-        RunPaths.for_run(context["run_id"]).run_dir / "failure.json",
-        {"task_id": ti.task_id, "try_number": ti.try_number, "error_type": type(exc).__name__, "message": str(exc)},
-    )
+    with _artifacts(context["run_id"]) as arts:
+        arts.write_json(
+            "failure.json",
+            {"task_id": ti.task_id, "try_number": ti.try_number, "error_type": type(exc).__name__,
+             "message": str(exc)},
+        )
 
 
 # -- Alerts --------------------------------------------------------------------------------------------------------
@@ -390,13 +408,15 @@ def _alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
     """The gate did not promote the candidate (rejected, or borderline and rejected by conf)."""
     from reranker_tasks.alerts import rejection_message
     from reranker_tasks.gate import DECISION_FILE
+    from reranker_tasks.storage import ArtifactStore
 
     context = get_current_context()
     ti = context["ti"]
     return _send_alert(
         lambda secrets: rejection_message(
             dag_id=ti.dag_id, run_id=context["run_id"], task_id=ti.task_id, decision=decision, next_step=next_step,
-            base_url=_ui_base_url(), artifacts=str(_step_dir("gate") / DECISION_FILE), secrets=secrets,
+            base_url=_ui_base_url(), secrets=secrets,
+            artifacts=ArtifactStore.from_location(_artifacts_root()).uri(context["run_id"], "gate", DECISION_FILE),
         ),
         context,
     )
@@ -435,14 +455,14 @@ class RerankerAlert(BaseNotifier):
             return alerts.run_failed_message(dag_id=dag_id, run_id=run_id, reason=reason, base_url=base_url)
         ti = context["ti"]
         if self.kind == "task_failed":
-            from reranker_tasks.paths import RunPaths
+            from reranker_tasks.storage import ArtifactStore
 
             exc = context.get("exception")
             return alerts.failure_message(
                 dag_id=dag_id, run_id=run_id, task_id=ti.task_id, try_number=ti.try_number,
                 error_type=type(exc).__name__ if exc is not None else "unknown error",
                 error=str(exc) if exc is not None else "", base_url=base_url,
-                artifacts=str(RunPaths.for_run(run_id).run_dir / "failure.json"), secrets=secrets,
+                artifacts=ArtifactStore.from_location(_artifacts_root()).uri(run_id, "failure.json"), secrets=secrets,
             )
         return alerts.approval_message(
             dag_id=dag_id, run_id=run_id, task_id=ti.task_id,
@@ -566,21 +586,22 @@ def reranker_retrain() -> None:
     @task
     def preflight() -> dict[str, Any]:
         """Fail in seconds, not after hours of training: token, write access, base model, free disk."""
-        from reranker_tasks.paths import artifacts_root
         from reranker_tasks.preflight import run_preflight
 
         cfg = _run_config()
-        return run_preflight(
-            repo_id=cfg.publish.hub_repo_id,
-            token=_hub_token(),
-            base_model=cfg.train.base_model,
-            base_model_revision=cfg.train.base_model_revision or None,
-            max_length=cfg.train.max_length,
-            seed=cfg.train.seed,
-            artifacts_dir=artifacts_root(),
-            min_free_gb=cfg.preflight.min_free_gb,
-            out_dir=_step_dir("preflight"),
-        ).to_dict()
+        with _artifacts() as arts, arts.writing("preflight") as out_dir:
+            result = run_preflight(
+                repo_id=cfg.publish.hub_repo_id,
+                token=_hub_token(),
+                base_model=cfg.train.base_model,
+                base_model_revision=cfg.train.base_model_revision or None,
+                max_length=cfg.train.max_length,
+                seed=cfg.train.seed,
+                artifacts_dir=arts.disk_dir,  # where this task's files go: the scratch folder in the store mode
+                min_free_gb=cfg.preflight.min_free_gb,
+                out_dir=out_dir,
+            )
+            return arts.commit("preflight", result.to_dict())
 
     @task(outlets=[SNAPSHOT_ASSET])
     def extract(checked: dict[str, Any]) -> dict[str, Any]:
@@ -593,34 +614,44 @@ def reranker_retrain() -> None:
 
         cfg = _run_config()
         sql_url = _sql_url(cfg.extract.sql_conn_id) if cfg.extract.is_sql else None
-        out_dir = _step_dir("extract")
-        result = extract_pairs(cfg.extract, out_dir, sql_url, cfg.validate.relevance_threshold)
-        if cfg.extract.min_new_pairs:
-            champion = read_champion_lineage(cfg.publish.hub_repo_id, _hub_token())
-            fresh = decide_freshness(result.fingerprint, result.pairs, cfg.extract.min_new_pairs, champion)
-            write_json_atomic(out_dir / "freshness.json", fresh.to_dict())
-            if fresh.skip:
-                raise AirflowSkipException(f"skipped: {fresh.reason}")
-        get_current_context()["outlet_events"][SNAPSHOT_ASSET].extra = {
-            k: result.to_dict()[k] for k in ("fingerprint", "pairs", "queries", "positives", "rows_read")
-        }
-        return result.to_dict()
+        # A skip leaves freshness.json in the store too (uploaded like a failed step's files, without a marker).
+        with _artifacts() as arts, arts.writing("extract") as out_dir:
+            result = extract_pairs(cfg.extract, out_dir, sql_url, cfg.validate.relevance_threshold)
+            if cfg.extract.min_new_pairs:
+                champion = read_champion_lineage(cfg.publish.hub_repo_id, _hub_token())
+                fresh = decide_freshness(result.fingerprint, result.pairs, cfg.extract.min_new_pairs, champion)
+                write_json_atomic(out_dir / "freshness.json", fresh.to_dict())
+                if fresh.skip:
+                    raise AirflowSkipException(f"skipped: {fresh.reason}")
+            get_current_context()["outlet_events"][SNAPSHOT_ASSET].extra = {
+                k: result.to_dict()[k] for k in ("fingerprint", "pairs", "queries", "positives", "rows_read")
+            }
+            return arts.commit("extract", result.to_dict())
 
     @task
     def validate(extracted: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.validate import validate_pairs
 
         cfg = _run_config()
-        return validate_pairs(Path(extracted["snapshot_path"]), _step_dir("validate"), cfg.validate, extracted).to_dict()
+        # A failed validation's report and Data Docs are uploaded too: that is when people need them.
+        with _artifacts() as arts, arts.writing("validate") as out_dir:
+            local = {**extracted, "snapshot_path": str(arts.local(extracted["snapshot_path"]))}
+            if extracted.get("eval_snapshot_path"):
+                local["eval_snapshot_path"] = str(arts.local(extracted["eval_snapshot_path"]))
+            result = validate_pairs(Path(local["snapshot_path"]), out_dir, cfg.validate, local)
+            return arts.commit("validate", result.to_dict())
 
     @task
     def split(extracted: dict[str, Any], validated: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.split import split_pairs
 
         golden = extracted.get("eval_snapshot_path")
-        return split_pairs(
-            Path(extracted["snapshot_path"]), _step_dir("split"), _run_config().split, Path(golden) if golden else None
-        ).to_dict()
+        with _artifacts() as arts, arts.writing("split") as out_dir:
+            result = split_pairs(
+                arts.local(extracted["snapshot_path"]), out_dir, _run_config().split,
+                arts.local(golden) if golden else None,
+            )
+            return arts.commit("split", result.to_dict())
 
     @task(
         execution_timeout=timedelta(hours=8),
@@ -635,31 +666,39 @@ def reranker_retrain() -> None:
         """
         from reranker_tasks.train import train_reranker
 
+        from reranker_tasks.train import CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR
+
         cfg = _run_config()
-        return train_reranker(
-            Path(splits["train_path"]),
-            _step_dir("train"),
-            _pinned_train_config(cfg),
-            model_id=cfg.publish.hub_repo_id,
-            data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
-            token=_hub_token(),
-        ).to_dict()
+        # Checkpoints are mirrored to the store as they are saved (store mode), not uploaded with the model.
+        with _artifacts() as arts, arts.writing("train", exclude=[CHECKPOINTS_DIR]) as out_dir:
+            result = train_reranker(
+                arts.local(splits["train_path"]),
+                out_dir,
+                _pinned_train_config(cfg),
+                model_id=cfg.publish.hub_repo_id,
+                data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
+                token=_hub_token(),
+                checkpoint_mirror=arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE),
+            )
+            return arts.commit("train", result.to_dict(), exclude=[CHECKPOINTS_DIR])
 
     @task
     def evaluate(splits: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.evaluate import evaluate_models
 
         cfg = _run_config()
-        return evaluate_models(
-            Path(splits["eval_path"]),
-            Path(trained["model_dir"]),
-            _step_dir("evaluate"),
-            _pinned_train_config(cfg),
-            cfg.evaluate,
-            cfg.publish.hub_repo_id,
-            token=_hub_token(),
-            train_path=Path(splits["train_path"]),
-        ).to_dict()
+        with _artifacts() as arts, arts.writing("evaluate") as out_dir:
+            result = evaluate_models(
+                arts.local(splits["eval_path"]),
+                arts.local(trained["model_dir"]),
+                out_dir,
+                _pinned_train_config(cfg),
+                cfg.evaluate,
+                cfg.publish.hub_repo_id,
+                token=_hub_token(),
+                train_path=arts.local(splits["train_path"]),
+            )
+            return arts.commit("evaluate", result.to_dict())
 
     @task.branch
     def gate(metrics: dict[str, Any]) -> list[str]:
@@ -669,15 +708,17 @@ def reranker_retrain() -> None:
         from reranker_tasks.gate import decide_promotion, record_decision
 
         cfg = _run_config()
-        per_query = {
-            name: load_per_query(metrics["per_query_path"], name, metrics["primary_metric"])
-            for name in ("candidate", "base", "champion")
-            if metrics.get(name)
-        }
-        decision = decide_promotion(metrics, cfg.gate, per_query)
-        out_dir = _step_dir("gate")
-        record_decision(decision, out_dir)
-        route = route_decision(decision, cfg.gate.approval, out_dir)
+        with _artifacts() as arts, arts.writing("gate") as out_dir:
+            per_query_path = arts.local(metrics["per_query_path"])
+            per_query = {
+                name: load_per_query(per_query_path, name, metrics["primary_metric"])
+                for name in ("candidate", "base", "champion")
+                if metrics.get(name)
+            }
+            decision = decide_promotion(metrics, cfg.gate, per_query)
+            record_decision(decision, out_dir)
+            route = route_decision(decision, cfg.gate.approval, out_dir)
+            arts.commit("gate")
         print(decision.summary())
         print(route.message)
         ti = get_current_context()["ti"]
@@ -712,35 +753,37 @@ def reranker_retrain() -> None:
         cfg = _run_config()
         context = get_current_context()
         ti = context["ti"]
-        decision = ti.xcom_pull(task_ids="gate", key="decision")
-        decision["approval"] = read_approval(_step_dir("gate"), ti.xcom_pull(task_ids="await_approval"))
-        # Pulled, not passed: preflight always succeeds first, and as a direct upstream it would let this task's
-        # trigger rule (one success is enough) run the card of a run whose extract was skipped.
-        checked = ti.xcom_pull(task_ids="preflight") or {}
-        lineage = {
-            "data_fingerprint": extracted["fingerprint"],
-            "pairs": extracted["pairs"],
-            "queries": extracted["queries"],
-            "eval_fingerprint": extracted.get("eval_fingerprint"),
-            "source_format": extracted["source_format"],
-            **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
-            "base_model": cfg.train.base_model,
-            "base_model_revision": checked.get("base_model_sha") or cfg.train.base_model_revision or None,
-            "hub_repo_id": cfg.publish.hub_repo_id,
-            "dag_id": context["dag"].dag_id,
-            "run_id": context["run_id"],
-            "config": cfg.to_conf(),
-        }
-        return write_model_card(
-            Path(trained["model_dir"]),
-            _step_dir("model_card"),
-            metrics=metrics,
-            decision=decision,
-            validation=validated,
-            lineage=lineage,
-            data_paths=(Path(splits["train_path"]), Path(splits["eval_path"])),
-            examples=cfg.publish.card_examples,
-        ).to_dict()
+        with _artifacts() as arts, arts.writing("model_card") as out_dir:
+            decision = ti.xcom_pull(task_ids="gate", key="decision")
+            decision["approval"] = read_approval(arts.materialize("gate"), ti.xcom_pull(task_ids="await_approval"))
+            # Pulled, not passed: preflight always succeeds first, and as a direct upstream it would let this task's
+            # trigger rule (one success is enough) run the card of a run whose extract was skipped.
+            checked = ti.xcom_pull(task_ids="preflight") or {}
+            lineage = {
+                "data_fingerprint": extracted["fingerprint"],
+                "pairs": extracted["pairs"],
+                "queries": extracted["queries"],
+                "eval_fingerprint": extracted.get("eval_fingerprint"),
+                "source_format": extracted["source_format"],
+                **{k: splits[k] for k in ("train_pairs", "eval_pairs", "train_queries", "eval_queries")},
+                "base_model": cfg.train.base_model,
+                "base_model_revision": checked.get("base_model_sha") or cfg.train.base_model_revision or None,
+                "hub_repo_id": cfg.publish.hub_repo_id,
+                "dag_id": context["dag"].dag_id,
+                "run_id": context["run_id"],
+                "config": cfg.to_conf(),
+            }
+            result = write_model_card(
+                arts.local(trained["model_dir"]),
+                out_dir,
+                metrics=metrics,
+                decision=decision,
+                validation=validated,
+                lineage=lineage,
+                data_paths=(arts.local(splits["train_path"]), arts.local(splits["eval_path"])),
+                examples=cfg.publish.card_examples,
+            )
+            return arts.commit("model_card", result.to_dict())
 
     @task(retries=3)
     def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
@@ -750,29 +793,32 @@ def reranker_retrain() -> None:
         from reranker_tasks.publish import publish_model, record_conflict, record_dry_run
 
         cfg = _run_config()
-        if cfg.publish.dry_run:
-            would = record_dry_run(Path(card["staging_dir"]), _step_dir("publish"), repo_id=cfg.publish.hub_repo_id,
-                                   parent_commit=metrics["hub_head_commit"])
-            print(f"DRY RUN: would push {len(would['files'])} files to {cfg.publish.hub_repo_id}; nothing pushed")
-            return would
-        try:
-            result = publish_model(
-                Path(card["staging_dir"]),
-                _step_dir("publish"),
-                repo_id=cfg.publish.hub_repo_id,
-                token=_hub_token(),
-                parent_commit=metrics["hub_head_commit"],
-                fingerprint=extracted["fingerprint"],
-                run_id=get_current_context()["run_id"],
-                metrics=metrics,
-                private=cfg.publish.private,
-            )
-        except PublishConflict as exc:
-            # Not an error of this run: someone promoted first. Ending skipped keeps the run green and says why.
-            record_conflict(_step_dir("publish"), str(exc))
-            raise AirflowSkipException(f"NOT PROMOTED: {exc}") from exc
-        print(f"Hub commit: {result.commit_url} (tag {result.tag})")
-        return result.to_dict()
+        with _artifacts() as arts, arts.writing("publish") as out_dir:
+            staging = arts.local(card["staging_dir"])
+            if cfg.publish.dry_run:
+                would = record_dry_run(staging, out_dir, repo_id=cfg.publish.hub_repo_id,
+                                       parent_commit=metrics["hub_head_commit"])
+                print(f"DRY RUN: would push {len(would['files'])} files to {cfg.publish.hub_repo_id}; nothing pushed")
+                return arts.commit("publish", would)
+            try:
+                result = publish_model(
+                    staging,
+                    out_dir,
+                    repo_id=cfg.publish.hub_repo_id,
+                    token=_hub_token(),
+                    parent_commit=metrics["hub_head_commit"],
+                    fingerprint=extracted["fingerprint"],
+                    run_id=get_current_context()["run_id"],
+                    metrics=metrics,
+                    private=cfg.publish.private,
+                )
+            except PublishConflict as exc:
+                # Not an error of this run: someone promoted first. Ending skipped keeps the run green and says why.
+                record_conflict(out_dir, str(exc))
+                arts.commit("publish")
+                raise AirflowSkipException(f"NOT PROMOTED: {exc}") from exc
+            print(f"Hub commit: {result.commit_url} (tag {result.tag})")
+            return arts.commit("publish", result.to_dict())
 
     checked = preflight()
     extracted = extract(checked)
@@ -793,10 +839,9 @@ def reranker_retrain() -> None:
         A teardown: it runs whatever happened (all_done), and the run's state is still decided by the pipeline's
         tasks, not by this cleanup (a plain all_done leaf would turn a failed run green).
         """
-        from reranker_tasks.paths import artifacts_root
         from reranker_tasks.retention import prune_from_env
 
-        return prune_from_env(artifacts_root(), protect=[get_current_context()["run_id"]])
+        return prune_from_env(_artifacts_root(), protect=[get_current_context()["run_id"]])
 
     published >> prune().as_teardown()
     _attach_ui_links(validate=validated, publish=published)

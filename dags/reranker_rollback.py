@@ -94,21 +94,27 @@ def reranker_rollback() -> None:
     @task
     def rollback() -> dict[str, Any]:
         """Commit the tag's files on main over the head read at the start, and tag the new commit."""
-        from reranker_tasks.paths import RunPaths
         from reranker_tasks.rollback import rollback_to_tag
+        from reranker_tasks.storage import ArtifactStore, artifacts_location, names_connection
 
         context = get_current_context()
         params = context["params"]
         run_id = context["run_id"]
-        result = rollback_to_tag(
-            params["hub_repo_id"],
-            params["tag"],
-            token=_hub_token(),
-            run_id=run_id,
-            out_dir=RunPaths.for_run(run_id).step("rollback"),
-        )
-        print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
-        return result.to_dict()
+        location: Any = artifacts_location()
+        if names_connection(location):  # s3://conn_id@bucket/…: credentials from that Airflow connection
+            from airflow.sdk import ObjectStoragePath
+
+            location = ObjectStoragePath(location)
+        with ArtifactStore.from_location(location).run(run_id) as arts, arts.writing("rollback") as out_dir:
+            result = rollback_to_tag(
+                params["hub_repo_id"],
+                params["tag"],
+                token=_hub_token(),
+                run_id=run_id,
+                out_dir=out_dir,
+            )
+            print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
+            return arts.commit("rollback", result.to_dict())
 
     rollback()
 

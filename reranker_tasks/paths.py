@@ -2,7 +2,8 @@
 
 Every step writes only below its own folder, so a retried task overwrites nothing of another step's.
 The root comes from ``RERANKER_ARTIFACTS_ROOT`` (a deployment setting, not a run parameter) and
-defaults to ``./artifacts`` in the project folder.
+defaults to ``./artifacts`` in the project folder; it may also be an fsspec URI, see ``reranker_tasks.storage``
+(the DAG reaches artifacts through that module; ``RunPaths`` is the plain local layout).
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ ARTIFACTS_ENV = "RERANKER_ARTIFACTS_ROOT"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def artifacts_root() -> Path:
-    """The configured artifacts root (``RERANKER_ARTIFACTS_ROOT``, else ``<project>/artifacts``)."""
-    configured = os.environ.get(ARTIFACTS_ENV)
+def artifacts_root() -> Path | str:
+    """The configured artifacts root (``RERANKER_ARTIFACTS_ROOT``, else ``<project>/artifacts``).
+
+    A local folder as a resolved Path; a URI (``s3://…``, ``file:///…``) as the string, for fsspec
+    (``reranker_tasks.storage`` explains the two modes).
+    """
+    configured = os.environ.get(ARTIFACTS_ENV, "").strip()
+    if "://" in configured:
+        return configured.rstrip("/")
     if configured:
         return Path(configured).expanduser().resolve()
     return Path(__file__).resolve().parents[1] / "artifacts"

@@ -41,7 +41,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reranker_tasks.config import OFFLINE_BASE_MODEL, TrainConfig
 from reranker_tasks.errors import ConfigError
@@ -49,6 +49,15 @@ from reranker_tasks.paths import read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
+
+
+class CheckpointStore(Protocol):
+    """Somewhere else checkpoints are kept (``reranker_tasks.storage.CheckpointMirror``)."""
+
+    def pull(self, local_dir: Path) -> None: ...
+    def push_file(self, path: Path) -> None: ...
+    def push(self, checkpoint: Path) -> None: ...
+    def clear(self) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +183,7 @@ def train_reranker(
     model_id: str | None = None,
     data_name: str = "labeled pairs",
     token: str | None = None,
+    checkpoint_mirror: CheckpointStore | None = None,
 ) -> TrainResult:
     """Fine-tune the base model on the train split and save it atomically to ``out_dir/model``.
 
@@ -189,6 +199,8 @@ def train_reranker(
         model_id: the Hub repo id the model will be published as (goes into the card's usage snippet).
         data_name: how the card names the training data.
         token: Hub token, only needed when the base model is a private Hub repo.
+        checkpoint_mirror: where checkpoints are also kept when ``out_dir`` is a task's scratch folder (artifacts in
+            an object store, ``reranker_tasks.storage``): pulled before resuming, each new one pushed once complete.
 
     Returns:
         Where the model is and how training went.
@@ -208,7 +220,8 @@ def train_reranker(
         manifest = read_json(final_dir / MANIFEST_FILE)
         if manifest.get("inputs_key") == inputs_key:
             log.info("reusing the complete model trained earlier in this run: %s", final_dir)
-            return TrainResult(**{**manifest["result"], "reused": True})
+            # model_dir as it is now: an earlier try may have written it on another worker's scratch folder
+            return TrainResult(**{**manifest["result"], "model_dir": str(final_dir), "reused": True})
         shutil.rmtree(final_dir)  # trained from other inputs: stale
     elif final_dir.exists():
         shutil.rmtree(final_dir)  # cannot happen with the rename below; never trust it either
@@ -235,9 +248,13 @@ def train_reranker(
     for stale in out_dir.glob(".model.tmp-*"):  # left by a killed try: its finally never ran
         shutil.rmtree(stale, ignore_errors=True)
     checkpoints_dir = out_dir / CHECKPOINTS_DIR
+    if checkpoint_mirror is not None:
+        checkpoint_mirror.pull(checkpoints_dir)
     resume = prepare_checkpoints(checkpoints_dir, inputs_key)
     if config.checkpoint_steps:
         write_json_atomic(checkpoints_dir / CHECKPOINT_INPUTS_FILE, {"inputs_key": inputs_key})
+        if checkpoint_mirror is not None:
+            checkpoint_mirror.push_file(checkpoints_dir / CHECKPOINT_INPUTS_FILE)
     work_dir = Path(tempfile.mkdtemp(dir=out_dir, prefix=".model.tmp-"))
     try:
         args = CrossEncoderTrainingArguments(
@@ -262,7 +279,7 @@ def train_reranker(
             args=args,
             train_dataset=dataset,
             loss=BinaryCrossEntropyLoss(model),
-            callbacks=[ProgressLogCallback(), CheckpointMarkerCallback(checkpoints_dir, inputs_key)],
+            callbacks=[ProgressLogCallback(), CheckpointMarkerCallback(checkpoints_dir, inputs_key, checkpoint_mirror)],
         )
         _drop_printer_callback(trainer)
         log.info(
@@ -301,6 +318,8 @@ def train_reranker(
         shutil.rmtree(work_dir, ignore_errors=True)
     # The model is complete and a retry reuses it: the checkpoints (optimizer state: twice the model) can go.
     shutil.rmtree(checkpoints_dir, ignore_errors=True)
+    if checkpoint_mirror is not None:
+        checkpoint_mirror.clear()
     log.info("saved model to %s (train loss %.4f, %d steps)", final_dir, result.train_loss, result.global_step)
     return result
 
@@ -443,9 +462,10 @@ def _make_checkpoint_marker_callback() -> type:
         :func:`_whole_run_loss` needs after a resume.
         """
 
-        def __init__(self, checkpoints_dir: Path, inputs_key: str) -> None:
+        def __init__(self, checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None) -> None:
             self._dir = checkpoints_dir
             self._inputs_key = inputs_key
+            self._mirror = mirror
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if state.global_step >= state.max_steps:
@@ -464,13 +484,16 @@ def _make_checkpoint_marker_callback() -> type:
                     {"inputs_key": self._inputs_key, "global_step": state.global_step, "max_steps": state.max_steps},
                 )
                 log.info("checkpoint saved: %s (step %d of %d)", folder, state.global_step, state.max_steps)
+                if self._mirror is not None:
+                    # Synchronously: training waits for the upload, so the store never lags a save behind.
+                    self._mirror.push(folder)
 
     return _CheckpointMarker
 
 
-def CheckpointMarkerCallback(checkpoints_dir: Path, inputs_key: str) -> Any:
+def CheckpointMarkerCallback(checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None = None) -> Any:
     """A TrainerCallback writing the completeness marker into each saved checkpoint (built lazily)."""
-    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key)
+    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key, mirror)
 
 
 def ProgressLogCallback() -> Any:

@@ -247,6 +247,26 @@ def migrate_db() -> None:
         raise SystemExit(f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
+def _outcome_files(run_id: str) -> Path:
+    """A local folder with the run's JSON records: the run's own folder, or (artifacts in an object store) a
+    download of just its ``.json`` files, which is all the outcome and the summary read."""
+    import tempfile
+
+    from reranker_tasks.storage import ArtifactStore
+
+    store = ArtifactStore.from_location()
+    if store.local:
+        return Path(store.key(run_id))
+    local = Path(tempfile.mkdtemp(prefix="reranker-outcome-")) / Path(store.key(run_id)).name
+    remote = store.key(run_id)
+    for path in store.fs.find(remote):
+        if path.endswith(".json"):
+            target = local / path[len(remote):].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.fs.get_file(path, str(target))
+    return local
+
+
 def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -> tuple[str, int, str]:
     """Run the DAG once with ``dag.test`` (Airflow env already in ``os.environ``).
 
@@ -254,8 +274,6 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
         ``(outcome line, exit status, run id)``.
     """
     from airflow.dag_processing.dagbag import DagBag
-
-    from reranker_tasks.paths import RunPaths
 
     bag = DagBag(dag_folder=str(ROOT / "dags" / "reranker_retrain.py"))
     if bag.import_errors:
@@ -272,7 +290,7 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
     except ParamValidationError as exc:  # Airflow checks the conf against the Params before creating the run
         message = " ".join(str(exc).split("\n\n")[0].split())
         return f"OUTCOME: failed at conf: {message}", 2, ""
-    run_dir = RunPaths.for_run(dag_run.run_id).run_dir
+    run_dir = _outcome_files(dag_run.run_id)
     failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
     outcome, status = read_outcome(run_dir, str(dag_run.state), failed)
     print("\n".join(summary_lines(run_dir)))

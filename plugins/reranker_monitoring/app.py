@@ -18,9 +18,11 @@ Routes (under the mount point):
 
 from __future__ import annotations
 
+import mimetypes
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -29,7 +31,7 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from airflow.models.dagrun import DagRun
 from airflow.models.xcom import XComModel
 from fastapi import Depends, FastAPI, HTTPException, Query, status
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -154,16 +156,23 @@ def create_app() -> FastAPI:
         return RedirectResponse(data_docs_url(plugin_prefix(), run_id))
 
     @app.get("/runs/{run_id}/data-docs/{path:path}", dependencies=[READ_RUNS, READ_TASKS])
-    def data_docs(run_id: str, path: str, session: SessionDep) -> FileResponse:
-        """A file of the run's GX Data Docs; only files below that run's ``validate/data_docs`` are served."""
+    def data_docs(run_id: str, path: str, session: SessionDep) -> Response:
+        """A file of the run's GX Data Docs; only files below that run's ``validate/data_docs`` are served.
+
+        From the local folder or the object store the workers wrote to (read through fsspec here).
+        """
         if not load_runs(session, 1, run_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{DAG_ID} has no run {run_id!r}")
         run_dir = local_run_dir(run_id)
         if run_dir is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "the artifacts are not on this server's filesystem")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "the artifacts store cannot be read from this server")
         target = resolve_data_docs_file(run_dir, path)
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no Data Docs file {path!r} for run {run_id!r}")
-        return FileResponse(target, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store"}
+        if isinstance(target, Path):
+            return FileResponse(target, headers=headers)
+        media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return Response(target.read_bytes(), media_type=media_type, headers=headers)
 
     return app

@@ -147,11 +147,14 @@ def safe_run_name(run_id: str) -> str:
     return project_rule(run_id)
 
 
-def artifacts_root() -> Path | None:
-    """``$RERANKER_ARTIFACTS_ROOT`` as the pipeline resolves it (``reranker_tasks.paths.artifacts_root``).
+def artifacts_root() -> Any:
+    """``$RERANKER_ARTIFACTS_ROOT`` as the pipeline resolves it (``reranker_tasks.paths.artifacts_root``), as a path.
 
-    None when it is not a local folder (an object-store URI such as ``s3://...``): the view then shows what the
-    XComs hold, and the Data Docs are not served from here.
+    A local folder is a :class:`~pathlib.Path`; a store URI (``s3://…``, ``file:///…``) a universal_pathlib
+    ``UPath`` over the same fsspec filesystem the tasks write through (``s3://conn_id@bucket/…``: Airflow's
+    ``ObjectStoragePath``, credentials from that connection). Both answer ``/``, ``is_file`` and ``open``, so the
+    view reads the run's files, and serves its Data Docs, wherever the workers put them. None when the store
+    cannot be opened here (its fsspec backend is not installed on the api-server): XComs only.
     """
     try:
         from reranker_tasks.paths import artifacts_root as project_root
@@ -161,31 +164,44 @@ def artifacts_root() -> Path | None:
     if isinstance(root, Path):
         return root
     text = str(root)
-    if text.startswith("file://"):
-        return Path(text.removeprefix("file://"))
-    return None if "://" in text else Path(text)
+    try:
+        if "@" in text.split("://", 1)[1].split("/", 1)[0]:
+            from airflow.sdk import ObjectStoragePath
+
+            path: Any = ObjectStoragePath(text)
+        else:
+            from upath import UPath
+
+            path = UPath(text)
+        path.fs  # noqa: B018 - opens the filesystem now: a missing backend (s3fs, gcsfs) fails here, not mid-page
+        return path
+    except (ImportError, ValueError) as exc:  # no fsspec backend for the scheme on this server
+        import logging
+
+        logging.getLogger(__name__).warning("runs view: artifacts at %s not readable here (%s)", text, exc)
+        return None
 
 
-def run_dir_for(run_id: str, root: Path) -> Path:
+def run_dir_for(run_id: str, root: Any) -> Any:
     """The run's artifact folder under ``root`` (it may not exist: a run that failed early, or pruned)."""
     return root / safe_run_name(run_id)
 
 
-def local_run_dir(run_id: str) -> Path | None:
-    """The run's artifact folder under the configured root, or None when that root is not local."""
+def local_run_dir(run_id: str) -> Any:
+    """The run's artifact folder under the configured root (a Path or a store path), or None when not readable."""
     root = artifacts_root()
     return run_dir_for(run_id, root) if root is not None else None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Any) -> Any:
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open("r", encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, ValueError):
         return None
 
 
-def gather(xcoms: Mapping[tuple[str, str], Any], run_dir: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+def gather(xcoms: Mapping[tuple[str, str], Any], run_dir: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """Each source's dict for one run, XCom first, artifact second; and which one each came from.
 
     Args:
@@ -267,7 +283,7 @@ def ui_run_url(ui_base: str, dag_id: str, run_id: str) -> str:
 def build_record(
     info: DagRunInfo,
     xcoms: Mapping[tuple[str, str], Any],
-    run_dir: Path | None,
+    run_dir: Any,
     *,
     dag_id: str,
     prefix: str,
@@ -360,7 +376,7 @@ def build_records(
     dag_id: str,
     prefix: str,
     ui_base: str = "",
-    root: Path | None = None,
+    root: Any = None,
 ) -> list[RunRecord]:
     """Rows for ``runs`` (kept in the given order); ``xcoms`` maps run id → that run's XComs."""
     base = root if root is not None else artifacts_root()
@@ -371,15 +387,27 @@ def build_records(
     ]
 
 
-def resolve_data_docs_file(run_dir: Path, relative: str) -> Path | None:
+def resolve_data_docs_file(run_dir: Any, relative: str) -> Any:
     """The file ``relative`` under the run's ``validate/data_docs`` folder, or None.
 
     None for anything that would leave that folder (``..``, an absolute path, a symlink pointing out), for
     folders and for missing files: the endpoint serving Data Docs can never read another file on the server.
+    In a store (no symlinks, no resolve) the relative path is normalised and refused if it climbs out.
     """
     relative = relative or DATA_DOCS_INDEX
     if "\x00" in relative or relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
         return None
+    if not isinstance(run_dir, Path):
+        import posixpath
+
+        clean = posixpath.normpath(relative.replace("\\", "/"))
+        if clean in (".", "") or clean == ".." or clean.startswith("../") or clean.startswith("/"):
+            return None
+        target = run_dir.joinpath(*DATA_DOCS_DIR, *clean.split("/"))
+        try:
+            return target if target.is_file() else None
+        except OSError:
+            return None
     base = run_dir.joinpath(*DATA_DOCS_DIR).resolve()
     try:
         target = (base / relative).resolve()

@@ -51,6 +51,7 @@ from reranker_tasks import train
 from reranker_tasks.config import TrainConfig
 
 train_path, out_dir, conf, park_at = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+store = sys.argv[5] if len(sys.argv) > 5 else None  # a store URI: out_dir is then this worker's scratch folder
 progress = train._make_progress_callback()
 
 class ParkingProgress(progress):
@@ -60,7 +61,13 @@ class ParkingProgress(progress):
             time.sleep(3600)
 
 train.ProgressLogCallback = ParkingProgress
-train.train_reranker(Path(train_path), Path(out_dir), TrainConfig(**conf))
+mirror = None
+if store:
+    from reranker_tasks.storage import ArtifactStore
+    arts = ArtifactStore.from_location(store).run("run-1", scratch_dir=out_dir)
+    out_dir = arts.step_dir("train")
+    mirror = arts.checkpoint_mirror("train", train.CHECKPOINTS_DIR, train.CHECKPOINT_COMPLETE_FILE)
+train.train_reranker(Path(train_path), Path(out_dir), TrainConfig(**conf), checkpoint_mirror=mirror)
 print("finished: the kill came too late", flush=True)
 """
 
@@ -77,19 +84,25 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"root": root, "train_path": Path(splits.train_path), "config": config}
 
 
-def _kill_mid_training(train_path: Path, out_dir: Path, config: TrainConfig) -> None:
-    """Start training in a child process and SIGKILL it once checkpoint-KILL_AFTER_CHECKPOINT is complete."""
+def _kill_mid_training(
+    train_path: Path, out_dir: Path, config: TrainConfig, store: str | None = None, watch: Path | None = None
+) -> None:
+    """Start training in a child process and SIGKILL it once checkpoint-KILL_AFTER_CHECKPOINT is complete.
+
+    ``store``: train as a task with artifacts in that store (``out_dir`` is the scratch folder); ``watch``: the
+    checkpoints folder to wait on (default ``out_dir/checkpoints``).
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(train_path), str(out_dir), json.dumps(asdict(config)),
-         str(KILL_AFTER_CHECKPOINT + 3)],
+         str(KILL_AFTER_CHECKPOINT + 3), *([store] if store else [])],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     key = _inputs_key(train_path, config)
     deadline = time.monotonic() + CHILD_TIMEOUT_S
     try:
         while True:
-            newest = find_resumable_checkpoint(out_dir / CHECKPOINTS_DIR, key)
+            newest = find_resumable_checkpoint(watch or out_dir / CHECKPOINTS_DIR, key)
             if newest is not None and newest.step >= KILL_AFTER_CHECKPOINT:
                 break
             if child.poll() is not None:
@@ -105,17 +118,31 @@ def _kill_mid_training(train_path: Path, out_dir: Path, config: TrainConfig) -> 
     assert "finished" not in output, output
 
 
-def test_a_killed_training_resumes_from_its_newest_complete_checkpoint(
-    inputs: dict[str, object], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture(scope="module")
+def reference(inputs: dict[str, object]) -> tuple[object, float]:
+    """The same training, never interrupted, and how long it took."""
+    train_path, config, root = inputs["train_path"], inputs["config"], inputs["root"]
+    assert isinstance(train_path, Path) and isinstance(config, TrainConfig) and isinstance(root, Path)
+    began = time.perf_counter()
+    result = train_reranker(train_path, root / "uninterrupted", config)
+    assert result.global_step > KILL_AFTER_CHECKPOINT + 3, "the kill must land before the end"
+    return result, time.perf_counter() - began
+
+
+def _same_model(one: str, other: str) -> None:
     from sentence_transformers import CrossEncoder
 
+    pairs = [["how to fix invoice", "open the invoice page and follow the invoice steps"],
+             ["change my sso", "billing release notes from last year"]]
+    assert CrossEncoder(one).predict(pairs) == pytest.approx(CrossEncoder(other).predict(pairs), abs=1e-5)
+
+
+def test_a_killed_training_resumes_from_its_newest_complete_checkpoint(
+    inputs: dict[str, object], reference: tuple[object, float], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     train_path, config = inputs["train_path"], inputs["config"]
     assert isinstance(train_path, Path) and isinstance(config, TrainConfig)
-    began = time.perf_counter()
-    reference = train_reranker(train_path, tmp_path / "uninterrupted", config)
-    reference_s = time.perf_counter() - began
-    assert reference.global_step > KILL_AFTER_CHECKPOINT + 3, "the kill must land before the end"
+    reference, reference_s = reference
 
     out_dir = tmp_path / "killed"
     _kill_mid_training(train_path, out_dir, config)
@@ -144,15 +171,45 @@ def test_a_killed_training_resumes_from_its_newest_complete_checkpoint(
     assert not checkpoints.exists(), "checkpoints are removed once the model is complete"
     assert not list(out_dir.glob(".model.tmp-*")), "the killed try's temp folder is cleaned up"
     # Resuming restores weights, optimizer, scheduler, RNG and data position: the same model as without the kill.
-    pairs = [["how to fix invoice", "open the invoice page and follow the invoice steps"],
-             ["change my sso", "billing release notes from last year"]]
-    assert CrossEncoder(resumed.model_dir).predict(pairs) == pytest.approx(
-        CrossEncoder(reference.model_dir).predict(pairs), abs=1e-5
-    )
+    _same_model(resumed.model_dir, reference.model_dir)
     print(f"uninterrupted {reference_s:.1f} s, resumed {resumed_s:.1f} s")
 
     # A retry after success reuses the model; nothing is trained again.
     assert train_reranker(train_path, out_dir, config).reused
+
+
+def test_a_retry_on_another_worker_resumes_from_the_checkpoint_in_the_store(
+    inputs: dict[str, object], reference: tuple[object, float], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Artifacts in a store (``file://``: a shared volume): the killed worker's scratch folder is gone with it, and
+    the retry, on a fresh scratch folder, resumes from the checkpoint that was mirrored to the store."""
+    import shutil
+
+    from reranker_tasks.storage import ArtifactStore
+
+    train_path, config = inputs["train_path"], inputs["config"]
+    assert isinstance(train_path, Path) and isinstance(config, TrainConfig)
+    reference_result, _ = reference
+    location = f"file://{tmp_path / 'store'}"
+    store_checkpoints = tmp_path / "store" / "run-1" / "train" / CHECKPOINTS_DIR
+    worker_a = tmp_path / "worker-a"
+    _kill_mid_training(train_path, worker_a, config, store=location, watch=store_checkpoints)
+    shutil.rmtree(worker_a)  # the dead worker's disk is not where the retry runs
+
+    caplog.set_level(logging.INFO, logger="reranker_tasks")
+    with ArtifactStore.from_location(location).run("run-1", scratch_dir=tmp_path / "worker-b") as arts:
+        out_dir = arts.step_dir("train")
+        mirror = arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE)
+        resumed = train_reranker(train_path, out_dir, config, checkpoint_mirror=mirror)
+        assert f"checkpoint-{KILL_AFTER_CHECKPOINT}" in caplog.text and "downloaded checkpoints" in caplog.text
+        expected = (f"resuming from checkpoint {out_dir / CHECKPOINTS_DIR / f'checkpoint-{KILL_AFTER_CHECKPOINT}'} "
+                    f"(step {KILL_AFTER_CHECKPOINT} of {reference_result.global_step})")
+        assert expected in caplog.text, caplog.text
+        assert resumed.global_step == reference_result.global_step
+        arts.commit("train", resumed.to_dict(), exclude=[CHECKPOINTS_DIR])
+        _same_model(resumed.model_dir, reference_result.model_dir)
+    assert not store_checkpoints.exists(), "the store's checkpoints go once the model is complete"
+    assert (tmp_path / "store" / "run-1" / "train" / "model" / "model.safetensors").is_file()
 
 
 def _fake_checkpoint(folder: Path, key: str, step: int, max_steps: int = 100, marker: bool = True) -> Path:

@@ -30,11 +30,13 @@ AIRFLOW_COMMANDS = {
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-worker": "celery worker",
+    "airflow-worker-gpu": "celery worker",
     "airflow-triggerer": "triggerer",
 }
 AIRFLOW_SERVICES = [*AIRFLOW_COMMANDS, "airflow-init"]
 LONG_RUNNING = list(AIRFLOW_COMMANDS)
 ARTIFACTS_ROOT = "/opt/airflow/artifacts"
+WORKERS = ("airflow-worker", "airflow-worker-gpu")
 HF_TOKEN_LITERAL = re.compile(r"hf_[A-Za-z0-9]{10,}")
 # ${HF_TOKEN}, ${HF_TOKEN:-}, ${HF_TOKEN-x}: compose interpolation from the host environment.
 HF_TOKEN_INTERPOLATION = re.compile(r"^\$\{HF_TOKEN(:?-[^}]*)?\}$")
@@ -163,22 +165,32 @@ def test_each_airflow_service_runs_its_component(services: dict[str, dict[str, A
         assert command == expected or command.startswith(expected + " "), (name, command)
 
 
-def test_worker_listens_on_default_and_gpu_queues(services: dict[str, dict[str, Any]]) -> None:
-    worker = services["airflow-worker"]
-    argv = _command(worker).split()
+def _queues(service: dict[str, Any]) -> list[str]:
+    argv = _defaults(_command(service)).split()
     queues: list[str] = []
     for flag_index, arg in enumerate(argv):
         if arg in ("--queues", "-q") and flag_index + 1 < len(argv):
             queues += argv[flag_index + 1].split(",")
         elif arg.startswith("--queues="):
             queues += arg.split("=", 1)[1].split(",")
-    assert "gpu" in queues, f"training runs on queue 'gpu'; worker listens on {queues}"
-    default_queue = _env(worker).get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
-    assert default_queue in queues, f"worker must also take the default queue {default_queue!r}"
+    return queues
+
+
+def test_one_worker_takes_the_default_queue_and_another_the_training_queue(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The topology of tests/stack: a CPU worker for everything but training, a GPU worker for training only."""
+    cpu, gpu = (services[name] for name in WORKERS)
+    train_queue = _defaults(_env(cpu)["RERANKER_TRAIN_QUEUE"])
+    assert train_queue == "gpu" and _defaults(_env(gpu)["RERANKER_TRAIN_QUEUE"]) == train_queue
+    default_queue = _env(cpu).get("AIRFLOW__OPERATORS__DEFAULT_QUEUE", "default")
+    assert _queues(cpu) == [default_queue], "the CPU worker never trains"
+    assert _queues(gpu) == [train_queue], "the GPU worker only trains"
+    assert _defaults(str(_env(gpu)["AIRFLOW__CELERY__WORKER_CONCURRENCY"])) == "1"
 
 
 def test_worker_has_a_commented_gpu_reservation_example(raw: str) -> None:
-    worker_block = raw.split("\n  airflow-worker:\n", 1)[1].split("\n  airflow-triggerer:\n", 1)[0]
+    worker_block = raw.split("\n  airflow-worker-gpu:\n", 1)[1].split("\n  airflow-triggerer:\n", 1)[0]
     for line in ("deploy:", "reservations:", "driver: nvidia", "capabilities: [gpu]"):
         assert re.search(r"^\s*#\s*(-\s*)?" + re.escape(line), worker_block, re.MULTILINE), line
 
@@ -200,13 +212,13 @@ def test_artifacts_volume_is_shared_by_the_airflow_services(
 ) -> None:
     sources = set()
     for name in AIRFLOW_SERVICES:
-        assert _env(services[name]).get("RERANKER_ARTIFACTS_ROOT") == ARTIFACTS_ROOT, name
+        assert _defaults(_env(services[name]).get("RERANKER_ARTIFACTS_ROOT", "")) == ARTIFACTS_ROOT, name
         sources.add(_mounts(services[name]).get(ARTIFACTS_ROOT))
     assert len(sources) == 1, f"one volume for every service, got {sources}"
     (volume,) = sources
     assert volume and not volume.startswith((".", "/")), "a named volume, not a host folder"
     assert volume in (compose.get("volumes") or {}), "declared at top level"
-    for name in ("airflow-scheduler", "airflow-worker", "airflow-apiserver", "airflow-dag-processor"):
+    for name in ("airflow-scheduler", *WORKERS, "airflow-apiserver", "airflow-dag-processor"):
         assert _mounts(services[name])[ARTIFACTS_ROOT] == volume, name
 
 
@@ -348,10 +360,13 @@ def _compose_cli() -> list[str]:
     pytest.skip("docker CLI found but no Compose (neither the `docker compose` plugin nor docker-compose)")
 
 
-def _render(*args: str, hf_token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
+def _render(
+    *args: str, hf_token: str | None = None, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_TOKEN", "RERANKER_ARTIFACTS_ROOT")}
     if hf_token is not None:
         env["HF_TOKEN"] = hf_token
+    env.update(extra or {})
     return subprocess.run(
         [*_compose_cli(), "-f", str(COMPOSE_PATH), "config", *args],
         cwd=ROOT,
@@ -375,3 +390,20 @@ def test_rendered_config_passes_the_token_through_without_baking_it_in() -> None
     for name in AIRFLOW_SERVICES:
         assert rendered[name]["environment"]["HF_TOKEN"] == token, name
     assert token not in _command(rendered["airflow-init"]), "init reads the token at run time"
+
+
+def test_the_artifacts_root_can_be_an_object_store_uri() -> None:
+    """RERANKER_ARTIFACTS_ROOT from the host: every Airflow service gets the same URI (the store mode)."""
+    uri = "s3://aws_default@reranker-bucket/artifacts"
+    result = _render(extra={"RERANKER_ARTIFACTS_ROOT": uri})
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)["services"]
+    for name in AIRFLOW_SERVICES:
+        assert rendered[name]["environment"]["RERANKER_ARTIFACTS_ROOT"] == uri, name
+
+
+def test_dockerfile_can_add_the_object_store_filesystem() -> None:
+    text = DOCKERFILE_PATH.read_text(encoding="utf-8")
+    assert re.search(r"^ARG EXTRA_PIP=\"\"$", text, re.MULTILINE)
+    install = next(line for line in text.splitlines() if '".[demo]"' in line)
+    assert install.rstrip().endswith("${EXTRA_PIP}")

@@ -99,6 +99,9 @@ class StackOptions:
         extra_env: Added last, so it can override any setting (e.g. the Celery broker URL).
         dag_ids: DAGs that must be parsed before the stack counts as ready.
         parallelism: ``[core] parallelism``: small, the box has 2 CPUs and a task is a whole Python process.
+        artifacts_in_store: artifacts under a ``file://`` URI, i.e. the store mode of ``reranker_tasks.storage``
+            (each task in its own scratch folder, inputs downloaded from complete steps, completion markers), the
+            way workers on different machines share an S3 bucket; False: a plain folder, written in place.
     """
 
     executor: str = "LocalExecutor"
@@ -106,6 +109,7 @@ class StackOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     dag_ids: tuple[str, ...] = (DAG_ID,)
     parallelism: int = 4
+    artifacts_in_store: bool = False
 
 
 @dataclass
@@ -455,7 +459,8 @@ class AirflowStack:
     def __init__(self, root: Path, env: dict[str, str], api_port: int, password: str, options: StackOptions) -> None:
         self.root = root
         self.home = Path(env["AIRFLOW_HOME"])
-        self.artifacts = Path(env["RERANKER_ARTIFACTS_ROOT"])
+        # The files themselves (a file:// store keeps the same <run>/<step>/ layout on disk).
+        self.artifacts = Path(env["RERANKER_ARTIFACTS_ROOT"].removeprefix("file://"))
         self.process_logs = root / "process-logs"
         self.env = env
         self.api_port = api_port
@@ -481,7 +486,7 @@ class AirflowStack:
             self.process_logs / "api-server.log",
         )
         self.components = [api] + [
-            Component("-".join(cmd), [*airflow, *cmd], self.process_logs / f"{'-'.join(cmd)}.log")
+            Component(_component_name(cmd), [*airflow, *cmd], self.process_logs / f"{_component_name(cmd)}.log")
             for cmd in self.options.components
         ]
         atexit.register(self.stop)  # an interrupted session still ends its processes
@@ -600,20 +605,30 @@ class AirflowStack:
             f"TaskInstanceKey(dag_id='{ti['dag_id']}', task_id='{ti['task_id']}', run_id='{ti['dag_run_id']}', "
             f"try_number={ti['try_number']}, map_index={ti.get('map_index', -1)})"
         )
-        ti_id = f"ti_id={ti['id']}"
+        ti_id = str(ti["id"])
+        # The park is logged by the task: in the scheduler's output under the LocalExecutor (key=value), only in the
+        # task's log file under Celery (JSON lines). The executor event is always in the scheduler's output.
+        # Counted per kind of source (the same park may show in both), the larger count wins.
+        task_logs = self.home.joinpath(
+            "logs", f"dag_id={ti['dag_id']}", f"run_id={ti['dag_run_id']}", f"task_id={ti['task_id']}"
+        )
         deadline = time.monotonic() + timeout
         while True:
-            parks = events = 0
-            for component in self.components:
+            events = 0
+            parks_by_kind = {"components": 0, "task logs": 0}
+            sources = [("components", c.log_path) for c in self.components]
+            sources += [("task logs", path) for path in sorted(task_logs.glob("attempt=*.log"))]
+            for kind, source in sources:
                 try:
-                    text = component.log_path.read_text(errors="replace")
+                    text = source.read_text(errors="replace")
                 except OSError:
                     continue
                 for line in text.splitlines():
                     if "Pausing task as" in line and ti_id in line:
-                        parks += 1
+                        parks_by_kind[kind] += 1
                     elif "Received executor event with state" in line and key in line:
                         events += 1
+            parks = max(parks_by_kind.values())
             if parks and events >= parks:
                 return True
             if time.monotonic() > deadline:
@@ -681,6 +696,13 @@ def create_database(server: PostgresServer, name: str) -> str:
     return server.url(name)
 
 
+def _component_name(cmd: tuple[str, ...]) -> str:
+    """``scheduler``, ``dag-processor``; ``celery-worker-default`` for ``celery worker --queues default …``."""
+    if cmd[:2] == ("celery", "worker") and "--queues" in cmd:
+        return f"celery-worker-{cmd[cmd.index('--queues') + 1].replace(',', '-')}"
+    return "-".join(cmd)
+
+
 def stack_env(
     root: Path, database_url: str, hub: LocalHub, api_port: int, password_file: Path, options: StackOptions
 ) -> dict[str, str]:
@@ -734,6 +756,9 @@ def stack_env(
         # Task results go to the metadata DB (psycopg 3 through SQLAlchemy), as in docker-compose.yaml.
         env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{database_url}"
         env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = "2"
+    if options.artifacts_in_store:
+        env["RERANKER_ARTIFACTS_ROOT"] = f"file://{root / 'artifacts'}"
+        env["RERANKER_SCRATCH_DIR"] = str(root / "scratch")
     env.update(options.extra_env)
     return env
 

@@ -7,12 +7,14 @@ report; the start-up timings are printed in the terminal summary.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.smtp_sink import SmtpSink
 from tests.stack.airflow_stack import BASE_COMPONENTS, AirflowClient, AirflowStack, StackOptions, start_airflow_stack
 
 if TYPE_CHECKING:
@@ -27,16 +29,48 @@ _STARTED: list[AirflowStack] = []
 TRAIN_QUEUE = "gpu"
 
 
+#: Alerts of the stack's runs go here (tests/smtp_sink.py); the deadline is short enough that every run misses it.
+ALERT_TO = "oncall@example.com"
+DEADLINE_MAX_H = "0.005"  # 18 s after a run was queued: "running too long", sent by the triggerer
+
+
+@pytest.fixture(scope="session")
+def stack_smtp() -> Iterator[SmtpSink]:
+    """The SMTP server the stack's alerts (failures, rejections, approvals, deadlines) are delivered to."""
+    with SmtpSink() as sink:
+        yield sink
+
+
 @pytest.fixture(scope="session")
 def airflow_stack(
-    postgres_server: PostgresServer, redis_server: RedisServer, local_hub: LocalHub, session_tmp: Path
+    postgres_server: PostgresServer, redis_server: RedisServer, local_hub: LocalHub, session_tmp: Path,
+    stack_smtp: SmtpSink,
 ) -> Iterator[AirflowStack]:
-    """The multi-machine topology on loopback: api-server, scheduler, dag-processor, triggerer and a Celery
-    worker (queues ``default`` and ``gpu``) as separate processes; PostgreSQL metadata DB, Redis broker."""
+    """The multi-machine topology on loopback: api-server, scheduler, dag-processor, triggerer and two Celery
+    workers (queue ``default``; queue ``gpu``) as separate processes; PostgreSQL metadata DB, Redis broker;
+    artifacts in a ``file://`` store, so tasks see each other's outputs only through the store's complete steps."""
     options = StackOptions(
         executor="CeleryExecutor",
-        components=(*BASE_COMPONENTS, ("celery", "worker", "--queues", f"default,{TRAIN_QUEUE}")),
-        extra_env={"AIRFLOW__CELERY__BROKER_URL": redis_server.url, "RERANKER_TRAIN_QUEUE": TRAIN_QUEUE},
+        # Two workers, as on two machines: a CPU one for everything but training, a "GPU" one for training only.
+        components=(
+            *BASE_COMPONENTS,
+            ("celery", "worker", "--queues", "default", "--celery-hostname", "cpu@%h"),
+            # One log server per host is enough (both write the same logs folder here); a second would clash.
+            ("celery", "worker", "--queues", TRAIN_QUEUE, "--celery-hostname", f"{TRAIN_QUEUE}@%h",
+             "--concurrency", "1", "--skip-serve-logs"),
+        ),
+        artifacts_in_store=True,
+        extra_env={
+            "AIRFLOW__CELERY__BROKER_URL": redis_server.url,
+            "RERANKER_TRAIN_QUEUE": TRAIN_QUEUE,
+            "RERANKER_ALERT_EMAILS": ALERT_TO,
+            "RERANKER_ALERT_FROM": "airflow@example.com",
+            "RERANKER_DEADLINE_MAX_H": DEADLINE_MAX_H,
+            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+                "conn_type": "smtp", "host": "127.0.0.1", "port": stack_smtp.port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 1},
+            }),
+        },
         dag_ids=("reranker_retrain", "reranker_retrain_on_labels", "reranker_labels_published"),
     )
     stack = start_airflow_stack(postgres_server, local_hub, session_tmp, options)

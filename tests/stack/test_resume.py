@@ -105,7 +105,10 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
     assert resumed, f"try 2 did not resume from a checkpoint:\n{retry_log[-4000:]}"
     path, folder_step, step, max_steps = resumed.group(1), *map(int, resumed.groups()[1:])
     run_dir = airflow_stack.artifacts / safe_run_name(run_id)
-    assert Path(path).parent == run_dir / "train" / CHECKPOINTS_DIR
+    # Artifacts in a store: try 1's scratch folder died with it; try 2 downloaded the checkpoint into its own.
+    assert Path(path).parent.parts[-3:] == (safe_run_name(run_id), "train", CHECKPOINTS_DIR), path
+    assert Path(path).is_relative_to(airflow_stack.root / "scratch"), path
+    assert f"downloaded checkpoints checkpoint-{folder_step}" in retry_log, retry_log[-4000:]
     # The kill came right after checkpoint `seen_step`; the process may have saved one more before it died.
     assert folder_step == step and seen_step <= step < max_steps, resumed.group(0)
     first_log = stack_client.task_log(DAG_ID, run_id, "train", try_number=1)

@@ -146,17 +146,43 @@ def test_publish_variants(tmp_path: Path) -> None:
     assert record.publish_note == "main moved" and record.commit_sha is None
 
 
-def test_artifacts_on_an_object_store_leave_the_xcoms(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A remote artifacts root (``s3://``) is not read from the api-server: XComs only, no Data Docs served."""
-    import reranker_tasks.paths
+def test_artifacts_in_an_object_store_are_read_through_fsspec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store root (here fsspec's ``memory://``): the fallback records and the Data Docs come from the store."""
+    import uuid
 
-    monkeypatch.setattr(reranker_tasks.paths, "artifacts_root", lambda: "s3://bucket/artifacts")
+    from upath import UPath
+
+    location = f"memory://runs-view-{uuid.uuid4().hex[:8]}/artifacts"
+    monkeypatch.setenv("RERANKER_ARTIFACTS_ROOT", location)
+    root = runs.artifacts_root()
+    assert isinstance(root, UPath) and str(root) == location
+    run_dir = runs.local_run_dir(RUN1)
+    (run_dir / "evaluate").mkdir(parents=True, exist_ok=True)
+    (run_dir / "evaluate" / "metrics.json").write_text(json.dumps(_metrics(0.8, 0.4, None)))
+    docs = run_dir / "validate" / "data_docs"
+    (docs / "static").mkdir(parents=True, exist_ok=True)
+    (docs / "index.html").write_text("<html>checks</html>")
+    (docs / "static" / "style.css").write_text("p {}")
+    (run_dir / "validate" / "validation.json").write_text('{"success": false}')
+
+    (record,) = build_records([_info(RUN1, 0)], {}, dag_id=DAG_ID, prefix=URL_PREFIX)
+    assert record.metric("candidate") == 0.8 and record.sources == {"evaluate": "artifact", "validate": "artifact"}
+    assert record.data_docs_url and record.validation_success is False
+    assert resolve_data_docs_file(run_dir, "").read_text() == "<html>checks</html>"
+    assert resolve_data_docs_file(run_dir, "static/style.css").read_text() == "p {}"
+    for bad in ("../validation.json", "static/../../validation.json", "/etc/passwd", "..", "static", "missing.html",
+                "a\x00b", "C:/x"):
+        assert resolve_data_docs_file(run_dir, bad) is None, bad
+    root.fs.rm(root.path, recursive=True)
+
+
+def test_a_store_this_server_cannot_open_leaves_the_xcoms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fsspec backend for the scheme on the api-server (a scheme fsspec does not know): XComs only, no error."""
+    monkeypatch.setenv("RERANKER_ARTIFACTS_ROOT", "nosuchstore://bucket/artifacts")
     assert runs.artifacts_root() is None and runs.local_run_dir(RUN1) is None
     xcoms = {RUN1: {("evaluate", "return_value"): _metrics(0.8, 0.4, None)}}
     (record,) = build_records([_info(RUN1, 0)], xcoms, dag_id=DAG_ID, prefix=URL_PREFIX)
     assert record.metric("candidate") == 0.8 and record.sources == {"evaluate": "xcom"}
-    monkeypatch.setattr(reranker_tasks.paths, "artifacts_root", lambda: "file:///srv/artifacts")
-    assert runs.local_run_dir("r") == Path("/srv/artifacts/r")
 
 
 def test_model_card_url() -> None:
