@@ -329,7 +329,8 @@ def _record_failure(context: Any) -> None:
         arts.write_json(
             "failure.json",
             {"task_id": ti.task_id, "try_number": ti.try_number, "error_type": type(exc).__name__,
-             "message": str(exc)},
+             # "full report: <path>": the store's address, not the failed task's (deleted) scratch folder
+             "message": arts.store.portable_text(context["run_id"], str(exc))},
         )
 
 
@@ -458,11 +459,12 @@ class RerankerAlert(BaseNotifier):
             from reranker_tasks.storage import ArtifactStore
 
             exc = context.get("exception")
+            store = ArtifactStore.from_location(_artifacts_root())
             return alerts.failure_message(
                 dag_id=dag_id, run_id=run_id, task_id=ti.task_id, try_number=ti.try_number,
                 error_type=type(exc).__name__ if exc is not None else "unknown error",
-                error=str(exc) if exc is not None else "", base_url=base_url,
-                artifacts=ArtifactStore.from_location(_artifacts_root()).uri(run_id, "failure.json"), secrets=secrets,
+                error=store.portable_text(run_id, str(exc)) if exc is not None else "", base_url=base_url,
+                artifacts=store.uri(run_id, "failure.json"), secrets=secrets,
             )
         return alerts.approval_message(
             dag_id=dag_id, run_id=run_id, task_id=ti.task_id,
@@ -615,7 +617,8 @@ def reranker_retrain() -> None:
         cfg = _run_config()
         sql_url = _sql_url(cfg.extract.sql_conn_id) if cfg.extract.is_sql else None
         # A skip leaves freshness.json in the store too (uploaded like a failed step's files, without a marker).
-        with _artifacts() as arts, arts.writing("extract") as out_dir:
+        # reuse: a retried extract keeps the snapshot it took (the source may have changed since).
+        with _artifacts() as arts, arts.writing("extract", reuse=True) as out_dir:
             result = extract_pairs(cfg.extract, out_dir, sql_url, cfg.validate.relevance_threshold)
             if cfg.extract.min_new_pairs:
                 champion = read_champion_lineage(cfg.publish.hub_repo_id, _hub_token())
@@ -670,7 +673,9 @@ def reranker_retrain() -> None:
 
         cfg = _run_config()
         # Checkpoints are mirrored to the store as they are saved (store mode), not uploaded with the model.
-        with _artifacts() as arts, arts.writing("train", exclude=[CHECKPOINTS_DIR]) as out_dir:
+        # reuse: a retry (on any worker) finds the model an earlier try completed and does not train again.
+        with _artifacts() as arts, arts.writing("train", exclude=[CHECKPOINTS_DIR], reuse=True) as out_dir:
+            mirror = arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE)
             result = train_reranker(
                 arts.local(splits["train_path"]),
                 out_dir,
@@ -678,16 +683,20 @@ def reranker_retrain() -> None:
                 model_id=cfg.publish.hub_repo_id,
                 data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
                 token=_hub_token(),
-                checkpoint_mirror=arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE),
+                checkpoint_mirror=mirror,
             )
-            return arts.commit("train", result.to_dict(), exclude=[CHECKPOINTS_DIR])
+            committed = arts.commit("train", result.to_dict(), exclude=[CHECKPOINTS_DIR])
+            if mirror is not None:  # only now: until the model is in the store, a retry may need them
+                mirror.clear()
+            return committed
 
     @task
     def evaluate(splits: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
         from reranker_tasks.evaluate import evaluate_models
 
         cfg = _run_config()
-        with _artifacts() as arts, arts.writing("evaluate") as out_dir:
+        # The champion's download is a copy of what the Hub holds: not worth a second copy in the store.
+        with _artifacts() as arts, arts.writing("evaluate", exclude=["champion"]) as out_dir:
             result = evaluate_models(
                 arts.local(splits["eval_path"]),
                 arts.local(trained["model_dir"]),
@@ -698,7 +707,7 @@ def reranker_retrain() -> None:
                 token=_hub_token(),
                 train_path=arts.local(splits["train_path"]),
             )
-            return arts.commit("evaluate", result.to_dict())
+            return arts.commit("evaluate", result.to_dict(), exclude=["champion"])
 
     @task.branch
     def gate(metrics: dict[str, Any]) -> list[str]:

@@ -105,7 +105,9 @@ def reranker_rollback() -> None:
             from airflow.sdk import ObjectStoragePath
 
             location = ObjectStoragePath(location)
-        with ArtifactStore.from_location(location).run(run_id) as arts, arts.writing("rollback") as out_dir:
+        store = ArtifactStore.from_location(location)
+        # The tag's files are a download from the Hub: not copied into the store.
+        with store.run(run_id) as arts, arts.writing("rollback", exclude=["snapshot"]) as out_dir:
             result = rollback_to_tag(
                 params["hub_repo_id"],
                 params["tag"],
@@ -114,7 +116,7 @@ def reranker_rollback() -> None:
                 out_dir=out_dir,
             )
             print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
-            return arts.commit("rollback", result.to_dict())
+            return arts.commit("rollback", result.to_dict(), exclude=["snapshot"])
 
     rollback()
 

@@ -108,7 +108,12 @@ def extract_pairs(
     if manifest_path.exists() and (out_dir / SNAPSHOT_FILE).exists():
         log.info("reusing the complete snapshot of this run: %s", out_dir / SNAPSHOT_FILE)
         names = {f.name for f in fields(ExtractResult)}
-        return ExtractResult(**{k: v for k, v in read_json(manifest_path).items() if k in names}, reused=True)
+        recorded = {k: v for k, v in read_json(manifest_path).items() if k in names}
+        # Paths as they are now: an earlier try may have written them in another worker's scratch folder.
+        recorded["snapshot_path"] = str(out_dir / SNAPSHOT_FILE)
+        if recorded.get("eval_snapshot_path"):
+            recorded["eval_snapshot_path"] = str(out_dir / Path(recorded["eval_snapshot_path"]).name)
+        return ExtractResult(**recorded, reused=True)
 
     raw = read_source(config, sql_url)
     if raw.truncated:

@@ -38,7 +38,9 @@ import json
 import logging
 import os
 import posixpath
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -47,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from reranker_tasks.errors import PermanentError
 from reranker_tasks.paths import ARTIFACTS_ENV, json_safe, read_json, safe_run_name, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,13 @@ class ArtifactsIncomplete(RuntimeError):
 
 class ArtifactCorrupt(RuntimeError):
     """A downloaded artifact does not match the size or checksum its step's marker recorded."""
+
+
+class ArtifactPathError(PermanentError, ValueError):
+    """A path that is not inside this run's artifacts (a root that differs between workers, a forged marker).
+
+    Permanent: a retry reads the same XCom and the same marker.
+    """
 
 
 def is_uri(location: str | os.PathLike[str]) -> bool:
@@ -233,6 +243,14 @@ class ArtifactStore:
         except FileNotFoundError:
             pass
 
+    def portable_text(self, run_id: str, text: str) -> str:
+        """``text`` (an error message) with paths in any task's scratch folder of this run replaced by the store URI:
+        the scratch folder is gone when people read the message."""
+        if self.local:
+            return text
+        pattern = rf"[^\s'\"]*/{re.escape(SCRATCH_PREFIX)}[^/\s'\"]+/{re.escape(safe_run_name(run_id))}(?=/|\b)"
+        return re.sub(pattern, lambda _: self.uri(run_id), text)
+
     # -- runs ------------------------------------------------------------------------------------------------
     def run(self, run_id: str, scratch_dir: str | os.PathLike[str] | None = None) -> RunArtifacts:
         """The artifacts of one run, for one task (close it, or use it as a context manager)."""
@@ -245,19 +263,27 @@ SCRATCH_PREFIX = "reranker-scratch-"
 def sweep_orphaned_scratch(base: Path) -> list[Path]:
     """Delete scratch folders of task processes that no longer exist (killed: their ``close`` never ran).
 
-    A scratch folder is named ``reranker-scratch-<pid>-<random>``; scratch is local to a machine (or container), so
-    a pid that is not running here is a dead task's. Without this a worker that loses tasks (the OOM killer, a
-    SIGKILL) would pile up checkpoints and models in its temp folder.
+    A scratch folder is named ``reranker-scratch-<pid>@<host>-<random>``. Only this host's folders are considered (a
+    scratch folder on a volume that several hosts or containers share is theirs to sweep), and among them those
+    whose pid is not running. Without this a worker that loses tasks (the OOM killer, a SIGKILL) would pile up
+    checkpoints and models in its temp folder.
     """
     removed = []
-    for folder in base.glob(f"{SCRATCH_PREFIX}*"):
-        pid_text = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if not folder.is_dir() or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+    host = _host()
+    for folder in base.glob(f"{SCRATCH_PREFIX}*@*"):
+        pid_text, _, rest = folder.name[len(SCRATCH_PREFIX):].partition("@")
+        if rest.rsplit("-", 1)[0] != host or not folder.is_dir() or not pid_text.isdigit():
+            continue
+        if _pid_alive(int(pid_text)):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
         log.info("removed the scratch folder of a task process that is gone: %s", folder)
     return removed
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -295,7 +321,7 @@ class RunArtifacts:
             base = Path(scratch_dir or os.environ.get(SCRATCH_ENV) or tempfile.gettempdir())
             base.mkdir(parents=True, exist_ok=True)
             sweep_orphaned_scratch(base)
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base))
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}@{_host()}-", dir=base))
         self._materialized: set[str] = set()
 
     def __enter__(self) -> RunArtifacts:
@@ -322,11 +348,14 @@ class RunArtifacts:
         return self._scratch if self._scratch is not None else Path(self.store.location)
 
     # -- writing a step ------------------------------------------------------------------------------------
-    def step_dir(self, step: str) -> Path:
-        """The local folder ``step`` writes into, its old completion marker removed.
+    def step_dir(self, step: str, *, reuse: bool = False) -> Path:
+        """The local folder ``step`` writes into, its old completion marker removed first.
 
-        Store mode: the step's last complete output (an earlier try's) is downloaded first, so steps that reuse
-        their own output on a retry (extract's snapshot, train's model) do so on any worker.
+        Args:
+            reuse: store mode: download the step's last complete output (an earlier try's) into the folder, so
+                steps that reuse their own output on a retry (extract's snapshot, train's model) do so on any
+                worker. Best effort: a missing or damaged file is logged and the step starts clean. (The local
+                mode always keeps the folder as it is.)
         """
         _check_step(step)
         folder = self.run_dir / step
@@ -334,18 +363,22 @@ class RunArtifacts:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / COMPLETE_MARKER).unlink(missing_ok=True)
             return folder
-        marker = self._marker(step)
-        if marker is not None:
-            self._download(step, marker)
+        marker = self._marker(step) if reuse else None
         self.store._remove(self.store.key(self.run_id, step, COMPLETE_MARKER))
+        if marker is not None:
+            try:
+                self._download(step, marker)
+            except (ArtifactCorrupt, ArtifactPathError, OSError) as exc:
+                log.warning("not reusing the earlier output of %s (%s): the step starts clean", step, exc)
+                shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     @contextmanager
-    def writing(self, step: str, *, exclude: Iterable[str] = ()) -> Iterator[Path]:
+    def writing(self, step: str, *, exclude: Iterable[str] = (), reuse: bool = False) -> Iterator[Path]:
         """:meth:`step_dir`; when the block raises (a failure, a skip), what the step wrote is still uploaded,
         without a marker (:meth:`save_partial`). A successful block ends with :meth:`commit`."""
-        folder = self.step_dir(step)
+        folder = self.step_dir(step, reuse=reuse)
         try:
             yield folder
         except BaseException:
@@ -425,7 +458,10 @@ class RunArtifacts:
         if rel is None:
             if self.store.local:
                 return Path(text)
-            raise ValueError(f"{text!r} is not an artifact of run {self.run_id!r} under {self.store.location}")
+            raise ArtifactPathError(
+                f"{text!r} is not an artifact of run {self.run_id!r} under {self.store.location}: is "
+                "RERANKER_ARTIFACTS_ROOT the same on every worker?"
+            )
         step = rel.split("/", 1)[0]
         self.materialize(step)
         return self.run_dir.joinpath(*rel.split("/"))
@@ -437,6 +473,12 @@ class RunArtifacts:
         if step in self._materialized:
             return folder
         marker = self._marker(step)
+        if marker is None and self.store.local and folder.is_dir():
+            # In place on one disk, Airflow's ordering is the guarantee; a folder without a marker was written
+            # before markers existed, or its task was marked successful by hand. Read it, and say so.
+            log.warning("step %r of run %r has no completion marker; reading %s as it is", step, self.run_id, folder)
+            self._materialized.add(step)
+            return folder
         if marker is None:
             raise ArtifactsIncomplete(
                 f"step {step!r} of run {self.run_id!r} has no completion marker at "
@@ -533,6 +575,8 @@ class CheckpointMirror:
                 for remote in fs.find(entry["name"]):
                     rel = posixpath.relpath(remote, entry["name"])
                     _check_relative(rel)
+                    if any(part.startswith(".") for part in rel.split("/")):
+                        continue  # a temp file of an interrupted file:// write
                     (target / rel).parent.mkdir(parents=True, exist_ok=True)
                     fs.get_file(remote, str(target / rel))
                 pulled.append(name)
@@ -546,7 +590,9 @@ class CheckpointMirror:
     def push(self, checkpoint: Path) -> None:
         """Upload one complete checkpoint folder, its marker last; drop store checkpoints no longer kept locally."""
         target = posixpath.join(self._remote, checkpoint.name)
+        # Marker first, then the rest of an earlier upload of this step (a dead try's leftovers must not mix in).
         self._store._remove(posixpath.join(target, self._marker))
+        self._store._remove(target, recursive=True)
         for path in sorted(checkpoint.rglob("*")):
             if path.is_file() and path.name != self._marker:
                 self._store._put_file(path, posixpath.join(target, path.relative_to(checkpoint).as_posix()))
@@ -568,13 +614,13 @@ class CheckpointMirror:
 
 def _check_step(step: str) -> None:
     if not step or "/" in step or "\\" in step or step.startswith("."):
-        raise ValueError(f"{step!r} is not a step folder name")
+        raise ArtifactPathError(f"{step!r} is not a step folder name")
 
 
 def _check_relative(rel: str) -> None:
     parts = PurePosixPath(rel).parts
     if not parts or rel.startswith("/") or any(p in ("..", "") for p in parts):
-        raise ValueError(f"{rel!r} is not a path inside a run's artifacts")
+        raise ArtifactPathError(f"{rel!r} is not a path inside a run's artifacts")
 
 
 @contextmanager

@@ -201,6 +201,8 @@ def train_reranker(
         token: Hub token, only needed when the base model is a private Hub repo.
         checkpoint_mirror: where checkpoints are also kept when ``out_dir`` is a task's scratch folder (artifacts in
             an object store, ``reranker_tasks.storage``): pulled before resuming, each new one pushed once complete.
+            The caller clears it once the model is committed to the store, not before: a failed upload of the
+            model must still leave the retry something to resume from.
 
     Returns:
         Where the model is and how training went.
@@ -317,9 +319,8 @@ def train_reranker(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     # The model is complete and a retry reuses it: the checkpoints (optimizer state: twice the model) can go.
+    # The mirrored copies stay until the caller has the model safely in the store (CheckpointMirror.clear).
     shutil.rmtree(checkpoints_dir, ignore_errors=True)
-    if checkpoint_mirror is not None:
-        checkpoint_mirror.clear()
     log.info("saved model to %s (train loss %.4f, %d steps)", final_dir, result.train_loss, result.global_step)
     return result
 

@@ -173,6 +173,12 @@ def create_app() -> FastAPI:
         if isinstance(target, Path):
             return FileResponse(target, headers=headers)
         media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return Response(target.read_bytes(), media_type=media_type, headers=headers)
+        try:
+            content = target.read_bytes()
+        except OSError as exc:  # the store answered is_file, then failed: say so instead of a 500
+            raise HTTPException(
+                status.HTTP_502_BAD_GATEWAY, f"reading {path!r} from the artifacts store: {exc}"
+            ) from exc
+        return Response(content, media_type=media_type, headers=headers)
 
     return app

@@ -590,6 +590,22 @@ def test_reuse_even_if_the_source_is_gone(tmp_path: Path) -> None:
     assert second.to_dict() == {**first.to_dict(), "reused": True}
 
 
+def test_a_reused_snapshot_is_named_where_it_is_now(tmp_path: Path) -> None:
+    """A retry on another worker gets the folder's files (from the artifacts store) at another path: the result
+    names that path, not the one the earlier try recorded in its manifest."""
+    import shutil
+
+    source = write_csv(tmp_path / "p.csv", csv_text())
+    config = ExtractConfig(source_path=str(source))
+    first = extract_pairs(config, tmp_path / "worker-a" / "extract")
+    moved = tmp_path / "worker-b" / "extract"
+    shutil.copytree(tmp_path / "worker-a" / "extract", moved)
+    shutil.rmtree(tmp_path / "worker-a")
+    second = extract_pairs(config, moved)
+    assert second.reused is True and second.fingerprint == first.fingerprint
+    assert second.snapshot_path == str(moved / SNAPSHOT_FILE) and Path(second.snapshot_path).is_file()
+
+
 def test_incomplete_snapshot_without_manifest_is_rewritten(tmp_path: Path) -> None:
     # The manifest is written last: a snapshot without it is from a killed attempt, not reused.
     out_dir = tmp_path / "extract"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reranker_tasks.errors import PermanentError
 from reranker_tasks.storage import (
     COMPLETE_MARKER,
     ArtifactCorrupt,
@@ -82,6 +83,10 @@ def test_local_mode_writes_in_place_with_a_marker_listing_every_file(tmp_path: P
     with store.run(RUN) as again:
         again.step_dir("extract")
         assert not again.is_complete("extract")
+    # A folder without a marker (written before markers existed, or its task marked successful by hand) is read,
+    # with a warning: on one disk, Airflow's task order is the guarantee.
+    with store.run(RUN) as reader:
+        assert reader.local(result["snapshot_path"]) == folder / "snapshot.parquet"
 
 
 def test_store_mode_moves_outputs_between_workers_only_through_the_store(
@@ -159,21 +164,49 @@ def test_a_retried_step_starts_from_its_last_complete_output_on_any_worker(
     with _worker(memory_store, tmp_path, "a") as arts:
         arts.commit("extract", _write_extract(arts.step_dir("extract")))
     with _worker(memory_store, tmp_path, "b") as retry:
-        folder = retry.step_dir("extract")
+        folder = retry.step_dir("extract", reuse=True)
         assert (folder / "snapshot.parquet").read_bytes().startswith(b"PAR1"), "the earlier try's output is there"
         assert not retry.is_complete("extract"), "the marker goes while the step runs again"
         retry.commit("extract")
         assert retry.is_complete("extract")
+    with _worker(memory_store, tmp_path, "c") as other:
+        assert not any(other.step_dir("extract").iterdir()), "steps that do not reuse their output start empty"
+        other.commit("extract", {})
+
+
+def test_a_damaged_earlier_output_is_not_reused_and_does_not_block_the_retry(
+    memory_store: ArtifactStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with _worker(memory_store, tmp_path, "a") as arts:
+        arts.commit("extract", _write_extract(arts.step_dir("extract")))
+    memory_store.fs.rm(memory_store.key(RUN, "extract", "snapshot.parquet"))  # a lifecycle rule, a person
+    with _worker(memory_store, tmp_path, "b") as retry:
+        folder = retry.step_dir("extract", reuse=True)
+        assert not any(folder.iterdir()) and not retry.is_complete("extract")
+    assert "not reusing the earlier output of extract" in caplog.text
 
 
 def test_paths_outside_the_run_are_refused(memory_store: ArtifactStore, tmp_path: Path) -> None:
     with _worker(memory_store, tmp_path, "a") as arts:
         with pytest.raises(ValueError, match="not a path inside a run's artifacts"):
             arts.local(f"{memory_store.location}/{RUN_DIR}/extract/../../other-run/extract/x")
-        with pytest.raises(ValueError, match="is not an artifact of run"):
+        with pytest.raises(ValueError, match="is not an artifact of run") as refused:
             arts.local("memory://elsewhere/file.parquet")
+        assert isinstance(refused.value, PermanentError), "a retry reads the same XCom: fail without retrying"
         with pytest.raises(ValueError, match="not a step folder name"):
             arts.step_dir("../escape")
+
+
+def test_error_messages_name_the_store_not_a_dead_scratch_folder(memory_store: ArtifactStore, tmp_path: Path) -> None:
+    with _worker(memory_store, tmp_path, "a") as arts:
+        report = arts.step_dir("validate") / "validation.json"
+    message = f"3 checks failed; full report: {report}"
+    assert memory_store.portable_text(RUN, message) == (
+        f"3 checks failed; full report: {memory_store.location}/{RUN_DIR}/validate/validation.json"
+    )
+    assert memory_store.portable_text(RUN, "no paths here") == "no paths here"
+    local = ArtifactStore.from_location(tmp_path / "arts")
+    assert local.portable_text(RUN, message) == message
 
 
 def test_run_level_json_and_uris(memory_store: ArtifactStore) -> None:
@@ -222,6 +255,8 @@ def test_checkpoints_are_mirrored_marker_last_and_pulled_only_when_complete(
             if step == 20:  # the trainer rotates: only the newest two stay on disk, and in the store
                 shutil.rmtree(local / "checkpoint-10")
         shutil.rmtree(local / "checkpoint-20")
+        # A dead try had begun uploading checkpoint-30 with a file the new one does not have: it must not mix in.
+        memory_store.fs.pipe_file(memory_store.key(RUN, "train", "checkpoints", "checkpoint-30", "stale.bin"), b"x")
         mirror.push(local / "checkpoint-30")
         # A checkpoint whose upload was cut off before its marker:
         half = memory_store.key(RUN, "train", "checkpoints", "checkpoint-40", "optimizer.pt")
@@ -234,6 +269,7 @@ def test_checkpoints_are_mirrored_marker_last_and_pulled_only_when_complete(
         target = retry.step_dir("train") / "checkpoints"
         retry.checkpoint_mirror("train", "checkpoints", "done.json").pull(target)
         assert sorted(p.name for p in target.iterdir()) == ["checkpoint-30", "inputs.json"]
+        assert not (target / "checkpoint-30" / "stale.bin").exists()
         assert (target / "checkpoint-30" / "optimizer.pt").read_bytes() == b"o" * 30
         retry.checkpoint_mirror("train", "checkpoints", "done.json").clear()
     assert not memory_store.fs.exists(memory_store.key(RUN, "train", "checkpoints"))
@@ -250,18 +286,21 @@ def test_scratch_folders_of_dead_task_processes_are_swept(memory_store: Artifact
     import subprocess
     import sys
 
-    from reranker_tasks.storage import SCRATCH_PREFIX
+    from reranker_tasks.storage import SCRATCH_PREFIX, _host
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True)
-    dead = tmp_path / "scratch" / f"{SCRATCH_PREFIX}{gone.stdout.strip()}-abc"
+    host = _host()
+    dead = tmp_path / "scratch" / f"{SCRATCH_PREFIX}{gone.stdout.strip()}@{host}-abc"
     (dead / "run" / "train").mkdir(parents=True)
     (dead / "run" / "train" / "optimizer.pt").write_bytes(b"big")
-    alive = tmp_path / "scratch" / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    alive = tmp_path / "scratch" / f"{SCRATCH_PREFIX}{os.getpid()}@{host}-def"
     alive.mkdir()
+    other_host = tmp_path / "scratch" / f"{SCRATCH_PREFIX}{gone.stdout.strip()}@another-host-ghi"
+    other_host.mkdir()  # a volume shared with another host: its pids mean nothing here
     unrelated = tmp_path / "scratch" / "someone-elses-folder"
     unrelated.mkdir()
     with memory_store.run(RUN, scratch_dir=tmp_path / "scratch") as arts:
-        assert arts.run_dir.parent.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}-")
-        assert not dead.exists() and alive.exists() and unrelated.exists()
+        assert arts.run_dir.parent.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}@{host}-")
+        assert not dead.exists() and alive.exists() and other_host.exists() and unrelated.exists()
     assert not arts.run_dir.exists(), "a task's scratch folder goes when it ends"
