@@ -165,7 +165,9 @@ def artifacts_root() -> Any:
         return root
     text = str(root)
     try:
-        if "@" in text.split("://", 1)[1].split("/", 1)[0]:
+        from reranker_tasks.storage import names_connection
+
+        if names_connection(text):
             from airflow.sdk import ObjectStoragePath
 
             path: Any = ObjectStoragePath(text)
