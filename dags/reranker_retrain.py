@@ -272,11 +272,15 @@ def _artifacts_root() -> Any:
     return location
 
 
-def _artifacts(run_id: str | None = None) -> Any:
-    """This task's view of the run's artifacts (a context manager: the store mode's scratch folder goes at exit)."""
+def _artifact_store() -> Any:
     from reranker_tasks.storage import ArtifactStore
 
-    return ArtifactStore.from_location(_artifacts_root()).run(run_id or get_current_context()["run_id"])
+    return ArtifactStore.from_location(_artifacts_root())
+
+
+def _artifacts(run_id: str | None = None) -> Any:
+    """This task's view of the run's artifacts (a context manager: the store mode's scratch folder goes at exit)."""
+    return _artifact_store().run(run_id or get_current_context()["run_id"])
 
 
 def _hub_token() -> str | None:
@@ -409,7 +413,6 @@ def _alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
     """The gate did not promote the candidate (rejected, or borderline and rejected by conf)."""
     from reranker_tasks.alerts import rejection_message
     from reranker_tasks.gate import DECISION_FILE
-    from reranker_tasks.storage import ArtifactStore
 
     context = get_current_context()
     ti = context["ti"]
@@ -417,7 +420,7 @@ def _alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
         lambda secrets: rejection_message(
             dag_id=ti.dag_id, run_id=context["run_id"], task_id=ti.task_id, decision=decision, next_step=next_step,
             base_url=_ui_base_url(), secrets=secrets,
-            artifacts=ArtifactStore.from_location(_artifacts_root()).uri(context["run_id"], "gate", DECISION_FILE),
+            artifacts=_artifact_store().uri(context["run_id"], "gate", DECISION_FILE),
         ),
         context,
     )
@@ -456,10 +459,8 @@ class RerankerAlert(BaseNotifier):
             return alerts.run_failed_message(dag_id=dag_id, run_id=run_id, reason=reason, base_url=base_url)
         ti = context["ti"]
         if self.kind == "task_failed":
-            from reranker_tasks.storage import ArtifactStore
-
             exc = context.get("exception")
-            store = ArtifactStore.from_location(_artifacts_root())
+            store = _artifact_store()
             return alerts.failure_message(
                 dag_id=dag_id, run_id=run_id, task_id=ti.task_id, try_number=ti.try_number,
                 error_type=type(exc).__name__ if exc is not None else "unknown error",
@@ -667,9 +668,7 @@ def reranker_retrain() -> None:
 
         Heartbeats need nothing here: the task supervisor, a separate process, sends them while this one trains.
         """
-        from reranker_tasks.train import train_reranker
-
-        from reranker_tasks.train import CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR
+        from reranker_tasks.train import CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR, train_reranker
 
         cfg = _run_config()
         # Checkpoints are mirrored to the store as they are saved (store mode), not uploaded with the model.
@@ -685,7 +684,7 @@ def reranker_retrain() -> None:
                 token=_hub_token(),
                 checkpoint_mirror=mirror,
             )
-            committed = arts.commit("train", result.to_dict(), exclude=[CHECKPOINTS_DIR])
+            committed = arts.commit("train", result.to_dict())
             if mirror is not None:  # only now: until the model is in the store, a retry may need them
                 mirror.clear()
             return committed
@@ -707,7 +706,7 @@ def reranker_retrain() -> None:
                 token=_hub_token(),
                 train_path=arts.local(splits["train_path"]),
             )
-            return arts.commit("evaluate", result.to_dict(), exclude=["champion"])
+            return arts.commit("evaluate", result.to_dict())
 
     @task.branch
     def gate(metrics: dict[str, Any]) -> list[str]:

@@ -116,7 +116,7 @@ def reranker_rollback() -> None:
                 out_dir=out_dir,
             )
             print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
-            return arts.commit("rollback", result.to_dict(), exclude=["snapshot"])
+            return arts.commit("rollback", result.to_dict())
 
     rollback()
 

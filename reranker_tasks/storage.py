@@ -42,7 +42,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,18 +90,14 @@ def names_connection(location: str) -> bool:
     return is_uri(location) and "@" in location.split("://", 1)[1].split("/", 1)[0]
 
 
-def artifacts_location(env: Mapping[str, str] | None = None) -> str:
-    """The configured root: ``RERANKER_ARTIFACTS_ROOT`` as written (URI) or resolved (path); default ``./artifacts``."""
+def artifacts_location() -> str:
+    """The configured root (``reranker_tasks.paths.artifacts_root``) as a string, a malformed URI refused."""
     from reranker_tasks.paths import artifacts_root
 
-    configured = (os.environ if env is None else env).get(ARTIFACTS_ENV, "").strip()
-    if "://" in configured and not is_uri(configured):
-        raise ValueError(f"{ARTIFACTS_ENV}={configured!r}: not a URI (scheme://…) nor a local path")
-    if configured and is_uri(configured):
-        return configured.rstrip("/")
-    if configured:
-        return str(Path(configured).expanduser().resolve())
-    return str(artifacts_root())
+    root = artifacts_root()
+    if isinstance(root, str) and not is_uri(root):
+        raise ValueError(f"{ARTIFACTS_ENV}={root!r}: not a URI (scheme://…) nor a local path")
+    return str(root)
 
 
 def _sha256_file(path: Path) -> str:
@@ -211,29 +207,13 @@ class ArtifactStore:
 
     def _put_bytes(self, target: str, data: bytes) -> None:
         if _is_local_fs(self.fs):  # file://: a plain write is not atomic, a rename is
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=Path(target).parent, prefix=f".{Path(target).name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            _replace_atomically(Path(target), lambda tmp: tmp.write_bytes(data))
             return
         self.fs.pipe_file(target, data)
 
     def _put_file(self, source: Path, target: str) -> None:
         if _is_local_fs(self.fs):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=Path(target).parent, prefix=f".{Path(target).name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                shutil.copyfile(source, tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            _replace_atomically(Path(target), lambda tmp: shutil.copyfile(source, tmp))
             return
         self.fs.put_file(str(source), target)
 
@@ -296,6 +276,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _replace_atomically(target: Path, write: Callable[[Path], object]) -> None:
+    """``write`` a hidden temp file beside ``target``, then rename it into place (readers never see half a file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _is_local_fs(fs: Any) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
     return "file" in protocol or "local" in protocol
@@ -323,6 +316,8 @@ class RunArtifacts:
             sweep_orphaned_scratch(base)
             self._scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}@{_host()}-", dir=base))
         self._materialized: set[str] = set()
+        self._exclude: dict[str, tuple[str, ...]] = {}  # per step, as :meth:`writing` was told
+        self._committed: set[str] = set()
 
     def __enter__(self) -> RunArtifacts:
         return self
@@ -379,13 +374,15 @@ class RunArtifacts:
         """:meth:`step_dir`; when the block raises (a failure, a skip), what the step wrote is still uploaded,
         without a marker (:meth:`save_partial`). A successful block ends with :meth:`commit`."""
         folder = self.step_dir(step, reuse=reuse)
+        self._exclude[step] = tuple(exclude)
         try:
             yield folder
         except BaseException:
-            self.save_partial(step, exclude=exclude)
+            if step not in self._committed:  # a skip raised after the commit: the store has it all already
+                self.save_partial(step, exclude=exclude)
             raise
 
-    def commit(self, step: str, result: Any = None, *, exclude: Iterable[str] = ()) -> Any:
+    def commit(self, step: str, result: Any = None, *, exclude: Iterable[str] | None = None) -> Any:
         """Mark ``step`` complete (store mode: upload its folder first, the marker last).
 
         Args:
@@ -393,13 +390,13 @@ class RunArtifacts:
             result: the step's XCom value; in store mode every string naming a file under the step's scratch
                 folder becomes that file's URI in the store.
             exclude: top-level entries of the folder kept out of the marker and the upload (the mirrored
-                checkpoints).
+                checkpoints); default: what :meth:`writing` was given for this step.
 
         Returns:
             ``result`` with its paths made portable.
         """
         folder = self.run_dir / step
-        files = self._upload(step, exclude=exclude)
+        files = self._upload(step, exclude=self._exclude.get(step, ()) if exclude is None else exclude)
         marker = {
             "step": step,
             "run_id": self.run_id,
@@ -412,6 +409,7 @@ class RunArtifacts:
             self.store.write_json(self.run_id, f"{step}/{COMPLETE_MARKER}", marker)
             log.info("committed %s: %d files to %s", step, len(files), self.store.uri(self.run_id, step))
         self._materialized.add(step)
+        self._committed.add(step)
         return self.portable(result)
 
     def save_partial(self, step: str, *, exclude: Iterable[str] = ()) -> None:

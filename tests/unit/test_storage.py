@@ -304,3 +304,22 @@ def test_scratch_folders_of_dead_task_processes_are_swept(memory_store: Artifact
         assert arts.run_dir.parent.name.startswith(f"{SCRATCH_PREFIX}{os.getpid()}@{host}-")
         assert not dead.exists() and alive.exists() and other_host.exists() and unrelated.exists()
     assert not arts.run_dir.exists(), "a task's scratch folder goes when it ends"
+
+
+def test_commit_uses_the_steps_exclusions_and_a_skip_after_it_uploads_nothing_again(
+    memory_store: ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads: list[str] = []
+    put_file = memory_store.fs.put_file
+    monkeypatch.setattr(memory_store.fs, "put_file", lambda lpath, rpath, **kw: (uploads.append(rpath),
+                                                                                 put_file(lpath, rpath, **kw)))
+    with _worker(memory_store, tmp_path, "a") as arts, pytest.raises(KeyboardInterrupt):
+        with arts.writing("train", exclude=["checkpoints"]) as folder:
+            (folder / "checkpoints").mkdir()
+            (folder / "checkpoints" / "optimizer.pt").write_bytes(b"o")
+            (folder / "model.safetensors").write_bytes(b"m")
+            arts.commit("train", {})
+            raise KeyboardInterrupt  # stands for a skip raised after the commit
+    marker = memory_store.read_json(RUN, f"train/{COMPLETE_MARKER}")
+    assert set(marker["files"]) == {"model.safetensors"}, "writing's exclusions hold for the commit"
+    assert [u.rsplit("/", 1)[-1] for u in uploads] == ["model.safetensors"], "nothing uploaded twice"
