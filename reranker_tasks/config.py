@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from reranker_tasks.errors import ConfigError
 
@@ -178,6 +179,9 @@ class SplitConfig:
         _check_range("seed", self.seed, low=0, high=2**32 - 1)
 
 
+INIT_FROM = ("base", "champion")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Fine-tuning hyperparameters (CrossEncoderTrainer + BinaryCrossEntropyLoss).
@@ -188,15 +192,38 @@ class TrainConfig:
 
     base_model: str = OFFLINE_BASE_MODEL
     base_model_revision: str = ""
-    epochs: float = 1.0
+    #: A ceiling when model selection is on (``dev_fraction`` > 0): training stops early once the dev metric
+    #: stopped improving for ``patience`` evaluations, and the best evaluated checkpoint is kept.
+    epochs: float = 4.0
     learning_rate: float = 5e-5
     batch_size: int = 16
     warmup_ratio: float = 0.1
     max_length: int = 256
     seed: int = 42
     #: Save a resumable checkpoint every this many optimizer steps (0: never). A retry of a killed train task
-    #: resumes from the newest complete one; it does not change the trained weights.
+    #: resumes from the newest complete one; it does not change the trained weights. With model selection on,
+    #: every evaluation also saves one (the best must be there to be loaded at the end).
     checkpoint_steps: int = 500
+    #: Share of the *training* queries held out to choose the checkpoint and stop early (0: no model selection).
+    dev_fraction: float = 0.2
+    #: Evaluate on the dev split every this many steps (0: twice per epoch).
+    eval_steps: int = 0
+    #: Stop after this many evaluations without a better dev NDCG@10 (0: never stop early, still keep the best).
+    patience: int = 3
+    #: BinaryCrossEntropyLoss weight of the positive class: "auto" (negatives / positives of the training
+    #: split, mined negatives included) or a number (1: unweighted, the seed recipe).
+    pos_weight: str | float = "auto"
+    #: Mine extra label-0 pairs per training query with an embedding model (training_data.mine_negatives).
+    hard_negatives: bool = True
+    hard_negatives_per_query: int = 3
+    #: False-negative guard: a mined document must score below its query's best positive by this relative margin.
+    hard_negatives_margin: float = 0.05
+    #: The bi-encoder that mines: the package alias, a local folder or a Hub id of a SentenceTransformer.
+    mining_model: str = OFFLINE_BASE_MODEL
+    #: "base": fine-tune ``base_model``; "champion": continue from the production model (the base comparison stays).
+    init_from: str = "base"
+    #: Shared with the evaluate step: labels at or above it are relevant (dev ranking, mining, pos_weight).
+    relevance_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.base_model.strip():
@@ -216,6 +243,25 @@ class TrainConfig:
         _check_range("max_length", self.max_length, low=8, high=8192)
         _check_range("seed", self.seed, low=0, high=2**32 - 1)
         _check_range("checkpoint_steps", self.checkpoint_steps, low=0, high=1_000_000)
+        _check_range("dev_fraction", self.dev_fraction, low=0.0, high=0.5)
+        _check_range("eval_steps", self.eval_steps, low=0, high=1_000_000)
+        _check_range("patience", self.patience, low=0, high=1000)
+        if isinstance(self.pos_weight, str):
+            if self.pos_weight != "auto":
+                raise ConfigError(f"pos_weight: expected 'auto' or a positive number, got {self.pos_weight!r}")
+        else:
+            _check_range("pos_weight", self.pos_weight, low=1e-3, high=1000)
+        _check_range("hard_negatives_per_query", self.hard_negatives_per_query, low=1, high=100)
+        _check_range("hard_negatives_margin", self.hard_negatives_margin, low=0.0, high=1.0)
+        if not self.mining_model.strip():
+            raise ConfigError("mining_model: must not be empty")
+        if self.init_from not in INIT_FROM:
+            raise ConfigError(f"init_from: expected one of {list(INIT_FROM)}, got {self.init_from!r}")
+        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
+
+    @property
+    def model_selection(self) -> bool:
+        return self.dev_fraction > 0
 
 
 @dataclass(frozen=True)
@@ -320,7 +366,8 @@ def conf_keys() -> dict[str, tuple[type, Any]]:
                 default = f.default_factory()
             else:  # pragma: no cover - every field has a default
                 default = None
-            kind = get_origin(hints[f.name]) or hints[f.name]
+            hint = hints[f.name]
+            kind = hint if isinstance(hint, types.UnionType) else (get_origin(hint) or hint)
             keys.setdefault(f.name, (kind, default))
     return keys
 
@@ -387,6 +434,13 @@ def load_run_config(conf: Mapping[str, Any] | None) -> RunConfig:
 
 def _coerce(key: str, value: Any, expected: type) -> Any:
     """Check a conf value against its declared type; only int → float is converted."""
+    if isinstance(expected, types.UnionType):  # pos_weight: "auto" or a number
+        members = get_args(expected)
+        if isinstance(value, str) and str in members:
+            return value
+        if float in members and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _coerce(key, value, float)
+        raise ConfigError(f"{key}: expected a string or a number, got {type(value).__name__} {value!r}")
     if expected is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {type(value).__name__} {value!r}")

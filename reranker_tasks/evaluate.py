@@ -199,6 +199,8 @@ def measure(model: Any, grouped: EvalQueries, batch_size: int) -> ModelScores:
         columns=list(RANKING_KEYS),
     )
     summary = {**mean_metrics(per_query.to_dict("records")), **pairwise_metrics(relevant, scores)}
+    # A near-constant scorer (the seed recipe's failure) shows here before it shows anywhere else.
+    summary["score_std"] = float(np.std(scores)) if len(scores) else float("nan")
     slices: dict[str, dict[str, float]] = {}
     labelled = grouped.queries["slice"].notna()
     if labelled.any():

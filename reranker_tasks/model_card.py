@@ -52,7 +52,7 @@ _METRIC_LABELS = {
     "accuracy_threshold": "Best-accuracy threshold",
 }
 # Thresholds are settings a consumer may copy, not quality scores: shown in the table, kept out of model-index.
-_NOT_QUALITY = ("f1_threshold", "accuracy_threshold")
+_NOT_QUALITY = ("f1_threshold", "accuracy_threshold", "score_std")
 LIBRARIES = ("sentence-transformers", "transformers", "torch", "huggingface-hub", "great-expectations",
              "apache-airflow", "datasets")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")  # scheme://user:secret@host → scheme://host
@@ -83,6 +83,7 @@ def write_model_card(
     lineage: dict[str, Any],
     data_paths: tuple[Path, ...] = (),
     examples: int = 0,
+    training: dict[str, Any] | None = None,
 ) -> CardResult:
     """Stage the candidate's publishable files with the full card in ``out_dir/staging``.
 
@@ -96,6 +97,7 @@ def write_model_card(
         data_paths: Parquet files of the run's pairs (training split first); the card quotes none of their texts,
             except ``examples`` training pairs when the run opted in.
         examples: training pairs to quote (``card_examples``; 0 = none).
+        training: the train step's result (recipe facts: dev split, curve and chosen step, mined negatives).
 
     Raises:
         CardLeak: the card contains a query or document of the run's data.
@@ -152,6 +154,7 @@ def write_model_card(
             _slices_section(metrics, metric_key),
             _validation_section(validation),
             _gate_section(decision),
+            _training_section(training or {}),
             _lineage_section(lineage),
             _examples_section(quoted) if quoted is not None else "",
         ]
@@ -315,6 +318,46 @@ def usage_snippet(repo_id: str) -> str:
             "",
         ]
     )
+
+
+def _training_section(training: dict[str, Any]) -> str:
+    """How the weights were chosen: dev split, evaluations, the kept step, class weight, mined negatives."""
+    if not training:
+        return ""
+    lines = ["## Training recipe", ""]
+    start = "the base model" if training.get("init_from", "base") == "base" else (
+        f"the production model (commit `{(training.get('init_commit') or '')[:12]}`)")
+    lines.append(
+        f"- Fine-tuned from {start} on {training.get('train_rows')} pairs: {training.get('labeled_pairs')} labeled "
+        f"and {training.get('mined_pairs', 0)} mined hard negatives (label 0; kept in the run's artifacts, "
+        "not published)."
+    )
+    mining = training.get("mining") or {}
+    if mining:
+        lines.append(
+            f"- Hard negatives mined with `{mining.get('model')}`: up to {mining.get('per_query')} per query for "
+            f"{mining.get('queries')} queries, relative margin {mining.get('margin')} below the best positive; "
+            f"{mining.get('skipped_labeled')} candidates already labeled for their query were skipped."
+        )
+    lines.append(f"- BinaryCrossEntropyLoss with pos_weight {_fmt(training.get('pos_weight'))}.")
+    curve = training.get("curve") or []
+    if training.get("dev_queries") and curve:
+        stop = "stopped early" if training.get("stopped_early") else "ran to the epoch ceiling"
+        lines.append(
+            f"- Model selection on {training['dev_queries']} held-out training queries (dev split, not the eval "
+            f"set): kept step {training.get('chosen_step')} of {training.get('global_step')} "
+            f"(dev NDCG@10 {_fmt(training.get('best_dev_ndcg'))}); training {stop}."
+        )
+        lines += ["", "| Step | Epoch | Dev NDCG@10 | Dev MRR@10 | Dev MAP |", "|---:|---:|---:|---:|---:|"]
+        for entry in curve:
+            mark = " (kept)" if entry.get("step") == training.get("chosen_step") else ""
+            lines.append(
+                f"| {entry.get('step')}{mark} | {_fmt(entry.get('epoch'))} | {_fmt(entry.get('ndcg@10'))} | "
+                f"{_fmt(entry.get('mrr@10'))} | {_fmt(entry.get('map'))} |"
+            )
+    else:
+        lines.append(f"- No model selection: trained {training.get('global_step')} steps, the last one kept.")
+    return "\n".join(lines) + "\n"
 
 
 def _validation_section(validation: dict[str, Any]) -> str:

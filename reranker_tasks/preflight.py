@@ -113,6 +113,10 @@ class PreflightResult:
     disk_checked_at: str
     free_gb: float
     min_free_gb: float
+    init_from: str = "base"
+    #: With ``init_from: champion``: the production commit the train step continues from (pinned here, so a
+    #: promotion by another run between preflight and train cannot change what this run warm-starts from).
+    champion_commit: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +163,7 @@ def run_preflight(
     min_free_gb: float,
     out_dir: Path,
     endpoint: str | None = None,
+    init_from: str = "base",
 ) -> PreflightResult:
     """Run every preflight check, write ``out_dir/preflight.json``, and fail with all problems at once.
 
@@ -171,6 +176,7 @@ def run_preflight(
         artifacts_dir: where the run writes its artifacts (need not exist yet).
         min_free_gb: free space (10**9 bytes) required on the disk holding ``artifacts_dir``.
         out_dir: the step folder; ``preflight.json`` goes here.
+        init_from: ``base`` or ``champion`` (warm start: the repo's ``main`` must hold a model).
         endpoint: Hub endpoint for the API checks (default: ``HF_ENDPOINT``). The model load itself always goes
             through ``HF_ENDPOINT``: transformers has no per-call endpoint.
 
@@ -200,6 +206,7 @@ def run_preflight(
         seed=seed,
         token=secret if token_usable else None,
     )
+    _check_init_from(outcome, api, repo_id, init_from)
 
     report_path = Path(out_dir) / PREFLIGHT_FILE
     report: dict[str, Any] = {
@@ -222,6 +229,38 @@ def run_preflight(
         result.disk_checked_at,
     )
     return result
+
+
+# --------------------------------------------------------------------------------------------------- warm start
+
+
+def _check_init_from(outcome: _Outcome, api: Any, repo_id: str, init_from: str) -> None:
+    """``init_from: champion`` needs a model on ``main``: the first run of a repo has nothing to continue from."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    outcome.facts.update(init_from=init_from, champion_commit=None)
+    if init_from == "base":
+        return
+    if init_from != "champion":
+        outcome.fail("init_from", f"init_from: expected 'base' or 'champion', got {init_from!r}", kind="config")
+        return
+    try:
+        info = api.model_info(repo_id, revision="main", files_metadata=False)
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        info = None
+    except HfHubHTTPError as exc:
+        outcome.fail("init_from", f"cannot look up the champion of {repo_id}: {_describe(exc)}", kind=_kind(exc))
+        return
+    files = {s.rfilename for s in (info.siblings or [])} if info is not None else set()
+    if "model.safetensors" not in files:
+        outcome.fail(
+            "init_from",
+            f"init_from: 'champion' but {repo_id} has no model in production (no model.safetensors on main); "
+            "use init_from 'base' for a repo's first model",
+            kind="config",
+        )
+        return
+    outcome.facts["champion_commit"] = info.sha
 
 
 # --------------------------------------------------------------------------------------------------- disk

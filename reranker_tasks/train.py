@@ -78,6 +78,13 @@ CHECKPOINT_KEEP = 2
 #: Config fields that do not change the trained weights, so a reused model or a checkpoint stays valid across them.
 _NOT_IN_INPUTS_KEY = ("checkpoint_steps",)
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+#: The evaluator metric model selection maximises (CrossEncoderRerankingEvaluator's primary metric, name "dev").
+DEV_METRIC = "dev_ndcg@10"
+_CURVE_METRICS = ("ndcg@10", "mrr@10", "map")
+#: In the train folder: the dev evaluations and the chosen step (also in the card).
+CURVE_FILE = "training_curve.json"
+#: In the train folder: the downloaded champion a warm start continues from (not an artifact: the Hub has it).
+INIT_MODEL_DIR = "init_model"
 #: Files a saved CrossEncoder consists of; the only ones that may ever be published.
 MODEL_FILE_ALLOWLIST = (
     "model.safetensors",
@@ -105,14 +112,36 @@ class BaseModelRef:
 @dataclass(frozen=True)
 class TrainResult:
     model_dir: str
-    train_rows: int
+    train_rows: int  # pairs trained on: labeled pairs of the train part + mined negatives
     global_step: int
     train_loss: float
     runtime_s: float
     reused: bool
+    labeled_pairs: int = 0  # labeled pairs trained on (the dev queries' pairs are not among them)
+    dev_queries: int = 0  # 0: model selection was off for this run
+    dev_pairs: int = 0
+    mined_pairs: int = 0
+    mining: dict[str, Any] | None = None  # MiningReport.to_dict() when hard negatives were mined
+    pos_weight: float = 1.0
+    init_from: str = "base"
+    init_commit: str | None = None  # the champion commit a warm start continued from
+    #: The dev evaluations in order: {"step", "epoch", "ndcg@10", "mrr@10", "map"}; empty without model selection.
+    curve: list[dict[str, float]] | None = None
+    chosen_step: int | None = None  # the step whose weights were kept (the best dev NDCG@10)
+    best_dev_ndcg: float | None = None
+    stopped_early: bool = False
+    max_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class InitModel:
+    """The production model a warm start (``init_from: champion``) continues from."""
+
+    path: str  # a local folder with the downloaded model
+    commit: str  # the Hub commit it was downloaded at (part of the inputs key)
 
 
 @dataclass(frozen=True)
@@ -184,6 +213,7 @@ def train_reranker(
     data_name: str = "labeled pairs",
     token: str | None = None,
     checkpoint_mirror: CheckpointStore | None = None,
+    init_model: InitModel | None = None,
 ) -> TrainResult:
     """Fine-tune the base model on the train split and save it atomically to ``out_dir/model``.
 
@@ -203,11 +233,14 @@ def train_reranker(
             an object store, ``reranker_tasks.storage``): pulled before resuming, each new one pushed once complete.
             The caller clears it once the model is committed to the store, not before: a failed upload of the
             model must still leave the retry something to resume from.
+        init_model: with ``init_from: champion``, the production model to continue from (downloaded by the
+            caller at the commit preflight resolved); ``None`` fine-tunes ``base_model``.
 
     Returns:
         Where the model is and how training went.
     """
     import pandas as pd
+    import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import (
         CrossEncoderModelCardData,
@@ -216,8 +249,17 @@ def train_reranker(
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+    from transformers import EarlyStoppingCallback
+
+    from reranker_tasks.training_data import (
+        DEV_FILE, MINED_FILE, dev_samples, mine_negatives, resolve_pos_weight, split_dev,
+    )
+
+    if config.init_from == "champion" and init_model is None:
+        raise ConfigError("init_from: 'champion' needs the production model, and none was given to the train step")
     final_dir = out_dir / MODEL_DIR
-    inputs_key = _inputs_key(train_path, config)
+    inputs_key = _inputs_key(train_path, config, init_model)
     if (final_dir / MANIFEST_FILE).exists():
         manifest = read_json(final_dir / MANIFEST_FILE)
         if manifest.get("inputs_key") == inputs_key:
@@ -229,7 +271,23 @@ def train_reranker(
         shutil.rmtree(final_dir)  # cannot happen with the rename below; never trust it either
 
     frame = pd.read_parquet(train_path, columns=["query", "document", "label"])
-    dataset = Dataset.from_pandas(frame.astype({"label": "float32"}), preserve_index=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labeled, dev = split_dev(frame, config.dev_fraction, config.seed, config.relevance_threshold)
+    samples = dev_samples(dev, config.relevance_threshold)
+    dev.to_parquet(out_dir / DEV_FILE, index=False)
+    mining = None
+    mined = labeled.iloc[0:0]
+    if config.hard_negatives:
+        mined, report = mine_negatives(
+            labeled, _load_embedder(config.mining_model, token), config.mining_model,
+            config.hard_negatives_per_query, config.hard_negatives_margin, config.relevance_threshold,
+        )
+        mining = report.to_dict()
+        mined.to_parquet(out_dir / MINED_FILE, index=False)
+    pairs = pd.concat([labeled[["query", "document", "label"]], mined[["query", "document", "label"]]],
+                      ignore_index=True)
+    pos_weight = resolve_pos_weight(config.pos_weight, pairs["label"])
+    dataset = Dataset.from_pandas(pairs.astype({"label": "float32"}), preserve_index=False)
     base = resolve_base_model(config.base_model)
     card_data = CrossEncoderModelCardData(
         model_id=model_id,
@@ -237,16 +295,32 @@ def train_reranker(
         local_files_only=True,
         generate_widget_examples=False,
     )
-    model = load_cross_encoder(
-        base.load_path, config.max_length, config.seed,
-        revision=config.base_model_revision or None, token=token, model_card_data=card_data,
-    )
+    if init_model is not None:
+        # Warm start: the production model's weights, head included; the card still names the original base.
+        model = load_cross_encoder(init_model.path, config.max_length, config.seed, model_card_data=card_data)
+    else:
+        model = load_cross_encoder(
+            base.load_path, config.max_length, config.seed,
+            revision=config.base_model_revision or None, token=token, model_card_data=card_data,
+        )
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    select = bool(samples)
+    eval_steps = config.eval_steps or max(1, math.ceil(steps_per_epoch / 2))
+    callbacks = [ProgressLogCallback()]
+    evaluator = None
+    if select:
+        evaluator = CrossEncoderRerankingEvaluator(
+            samples=samples, at_k=10, name="dev", batch_size=64, show_progress_bar=False,
+        )
+        if config.patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    elif config.model_selection:
+        log.warning("model selection off for this run: too few rankable dev queries; training for %s epochs",
+                    config.epochs)
     for stale in out_dir.glob(".model.tmp-*"):  # left by a killed try: its finally never ran
         shutil.rmtree(stale, ignore_errors=True)
     checkpoints_dir = out_dir / CHECKPOINTS_DIR
@@ -267,10 +341,17 @@ def train_reranker(
             warmup_steps=config.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
             seed=config.seed,
             data_seed=config.seed,
-            eval_strategy="no",
-            save_strategy="steps" if config.checkpoint_steps else "no",
-            save_steps=config.checkpoint_steps or 500,  # unused when "no"; HF rejects 0
-            save_total_limit=CHECKPOINT_KEEP,
+            eval_strategy="steps" if select else "no",
+            eval_steps=eval_steps,
+            # Model selection: every evaluation saves a checkpoint, so the best one can be loaded at the end (HF
+            # records the best only at a save). Without checkpoint_steps those saves hold only the weights.
+            save_strategy="steps" if (config.checkpoint_steps or select) else "no",
+            save_steps=eval_steps if select else (config.checkpoint_steps or 500),  # HF rejects 0
+            save_only_model=select and not config.checkpoint_steps,
+            save_total_limit=CHECKPOINT_KEEP,  # HF keeps the best checkpoint beyond this limit
+            load_best_model_at_end=select,
+            metric_for_best_model=f"eval_{DEV_METRIC}" if select else None,
+            greater_is_better=True,
             logging_strategy="steps",
             logging_steps=max(1, total_steps // 20),
             report_to="none",
@@ -280,19 +361,35 @@ def train_reranker(
             model=model,
             args=args,
             train_dataset=dataset,
-            loss=BinaryCrossEntropyLoss(model),
-            callbacks=[ProgressLogCallback(), CheckpointMarkerCallback(checkpoints_dir, inputs_key, checkpoint_mirror)],
+            evaluator=evaluator,
+            loss=BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(pos_weight)),
+            callbacks=[*callbacks, CheckpointMarkerCallback(checkpoints_dir, inputs_key, checkpoint_mirror, select)],
         )
         _drop_printer_callback(trainer)
         log.info(
-            "training %s on %d pairs: %s epochs, batch %d, lr %g, max_length %d, seed %d (%d steps, "
-            "checkpoint every %s)",
-            base.name, len(dataset), config.epochs, config.batch_size, config.learning_rate,
-            config.max_length, config.seed, total_steps, config.checkpoint_steps or "never",
+            "training %s%s on %d pairs (%d labeled, %d mined negatives): up to %s epochs, batch %d, lr %g, "
+            "max_length %d, pos_weight %.3g, seed %d (%d steps, checkpoint every %s)",
+            base.name, f" from champion {init_model.commit[:12]}" if init_model else "", len(dataset), len(labeled),
+            len(mined), config.epochs, config.batch_size, config.learning_rate, config.max_length, pos_weight,
+            config.seed, total_steps, (eval_steps if select else config.checkpoint_steps) or "never",
         )
+        if select:
+            log.info(
+                "model selection: %d dev queries (%d pairs), %s every %d steps, %s",
+                len(samples), len(dev), DEV_METRIC, eval_steps,
+                f"stop after {config.patience} evaluations without gain" if config.patience else "no early stop",
+            )
         if resume is not None:
             log.info("resuming from checkpoint %s (step %d of %d)", resume.path, resume.step, resume.max_steps)
         output = trainer.train(resume_from_checkpoint=str(resume.path) if resume else None)
+        curve = training_curve(trainer.state.log_history)
+        chosen_step, best = _chosen(trainer.state, curve) if select else (None, None)
+        stopped_early = select and int(output.global_step) < int(trainer.state.max_steps)
+        if select:
+            log.info(
+                "chose step %s of %d (dev %s %.4f)%s", chosen_step, output.global_step, DEV_METRIC, best or 0.0,
+                f"; stopped early: {config.patience} evaluations without gain" if stopped_early else "",
+            )
         _scrub_card_of_training_rows(model)
         staged = work_dir / MODEL_DIR
         model.save_pretrained(str(staged))
@@ -303,7 +400,21 @@ def train_reranker(
             train_loss=_whole_run_loss(trainer.state.log_history, resume, output),
             runtime_s=round(float(output.metrics.get("train_runtime", 0.0)), 2),
             reused=False,
+            labeled_pairs=len(labeled),
+            dev_queries=len(samples),
+            dev_pairs=len(dev) if select else 0,
+            mined_pairs=len(mined),
+            mining=mining,
+            pos_weight=round(pos_weight, 6),
+            init_from=config.init_from,
+            init_commit=init_model.commit if init_model else None,
+            curve=curve,
+            chosen_step=chosen_step,
+            best_dev_ndcg=best,
+            stopped_early=stopped_early,
+            max_steps=int(trainer.state.max_steps),
         )
+        write_json_atomic(out_dir / CURVE_FILE, {"chosen_step": chosen_step, "evaluations": curve})
         write_json_atomic(
             staged / MANIFEST_FILE,
             {
@@ -323,6 +434,62 @@ def train_reranker(
     shutil.rmtree(checkpoints_dir, ignore_errors=True)
     log.info("saved model to %s (train loss %.4f, %d steps)", final_dir, result.train_loss, result.global_step)
     return result
+
+
+def download_init_model(repo_id: str, commit: str | None, dest: Path, token: str | None) -> InitModel:
+    """Download the production model a warm start continues from, at the commit preflight pinned.
+
+    Raises:
+        ConfigError: no commit was pinned (preflight found no champion, or ran without ``init_from: champion``).
+    """
+    from huggingface_hub import snapshot_download
+
+    if not commit:
+        raise ConfigError(f"init_from: 'champion' but preflight pinned no champion commit of {repo_id}")
+    path = snapshot_download(
+        repo_id, revision=commit, local_dir=str(dest), token=token, allow_patterns=list(MODEL_FILE_ALLOWLIST),
+    )
+    log.info("warm start: continuing from the champion %s@%s", repo_id, commit[:12])
+    return InitModel(path=str(path), commit=commit)
+
+
+def training_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The dev evaluations of a training, in step order (one entry per step; a resumed run's are restored)."""
+    by_step: dict[int, dict[str, float]] = {}
+    for entry in log_history:
+        if f"eval_{DEV_METRIC}" not in entry:
+            continue
+        step = int(entry["step"])
+        by_step[step] = {
+            "step": step,
+            "epoch": round(float(entry.get("epoch") or 0.0), 4),
+            **{name: round(float(entry[f"eval_dev_{name}"]), 6) for name in _CURVE_METRICS
+               if f"eval_dev_{name}" in entry},
+        }
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def _chosen(state: Any, curve: list[dict[str, float]]) -> tuple[int | None, float | None]:
+    """The step HF loaded at the end (its best checkpoint) and its dev NDCG@10."""
+    checkpoint = state.best_model_checkpoint
+    match = _CHECKPOINT_NAME.match(Path(checkpoint).name) if checkpoint else None
+    if match is None:
+        return None, None
+    step = int(match.group(1))
+    scores = {int(entry["step"]): entry.get("ndcg@10") for entry in curve}
+    best = scores.get(step, state.best_metric)
+    return step, None if best is None else round(float(best), 6)
+
+
+def _load_embedder(name: str, token: str | None) -> Any:
+    """The bi-encoder that mines hard negatives (a SentenceTransformer; mean-pooled when it is a bare encoder)."""
+    from sentence_transformers import SentenceTransformer
+
+    ref = resolve_base_model(name)
+    try:
+        return SentenceTransformer(ref.load_path, device="cpu", token=token, trust_remote_code=False)
+    except OSError as exc:
+        raise ConfigError(f"mining_model: cannot load {name!r} as a SentenceTransformer: {exc}") from exc
 
 
 def prepare_checkpoints(checkpoints_dir: Path, inputs_key: str) -> Checkpoint | None:
@@ -437,6 +604,15 @@ def _make_progress_callback() -> type:
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             logs = logs or {}
+            if f"eval_{DEV_METRIC}" in logs:
+                best = state.best_metric
+                log.info(
+                    "dev evaluation at step %d/%d (epoch %.2f): ndcg@10 %.4f  mrr@10 %.4f  map %.4f  (best so far %s)",
+                    state.global_step, state.max_steps, state.epoch or 0.0, logs[f"eval_{DEV_METRIC}"],
+                    logs.get("eval_dev_mrr@10", float("nan")), logs.get("eval_dev_map", float("nan")),
+                    "this one" if best is None or logs[f"eval_{DEV_METRIC}"] > best else f"{best:.4f}",
+                )
+                return
             if "loss" not in logs or not state.global_step:
                 return
             elapsed = time.monotonic() - self._start
@@ -463,13 +639,16 @@ def _make_checkpoint_marker_callback() -> type:
         :func:`_whole_run_loss` needs after a resume.
         """
 
-        def __init__(self, checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None) -> None:
+        def __init__(self, checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None,
+                     selecting: bool) -> None:
             self._dir = checkpoints_dir
             self._inputs_key = inputs_key
             self._mirror = mirror
+            self._selecting = selecting
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            if state.global_step >= state.max_steps:
+            # With model selection the last step's evaluation may be the best: HF must save it to be able to load it.
+            if state.global_step >= state.max_steps and not self._selecting:
                 # HF also checkpoints the last step. We save the final model right after, so that checkpoint only
                 # costs time and disk, and HF cannot resume from it anyway (it would train one step too many).
                 control.should_save = False
@@ -492,9 +671,11 @@ def _make_checkpoint_marker_callback() -> type:
     return _CheckpointMarker
 
 
-def CheckpointMarkerCallback(checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None = None) -> Any:
+def CheckpointMarkerCallback(
+    checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None = None, selecting: bool = False
+) -> Any:
     """A TrainerCallback writing the completeness marker into each saved checkpoint (built lazily)."""
-    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key, mirror)
+    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key, mirror, selecting)
 
 
 def ProgressLogCallback() -> Any:
@@ -525,9 +706,12 @@ def _scrub_card_of_training_rows(model: Any) -> None:
     card.widget = []
 
 
-def _inputs_key(train_path: Path, config: TrainConfig) -> str:
-    """What the trained weights depend on: the train split's bytes and every config field that shapes training."""
+def _inputs_key(train_path: Path, config: TrainConfig, init_model: InitModel | None = None) -> str:
+    """What the trained weights depend on: the train split's bytes, every config field that shapes training, and
+    the champion commit a warm start continues from."""
     fields = {k: v for k, v in asdict(config).items() if k not in _NOT_IN_INPUTS_KEY}
+    if init_model is not None:
+        fields["init_commit"] = init_model.commit
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(_sha256(train_path).encode())
     return digest.hexdigest()

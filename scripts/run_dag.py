@@ -179,6 +179,15 @@ def summary_lines(run_dir: Path) -> list[str]:
             f"validated: {summary.get('rows')} rows, {summary.get('queries')} queries, "
             f"success={summary.get('success')}"
         )
+    curve_path = run_dir / "train" / "training_curve.json"
+    if curve_path.exists():
+        curve = json.loads(curve_path.read_text())
+        evaluations = curve.get("evaluations") or []
+        if evaluations:
+            lines.append(
+                f"model selection: kept step {curve.get('chosen_step')} of {evaluations[-1]['step']} evaluated "
+                "(dev ndcg@10 " + " ".join(f"{e['ndcg@10']:.3f}" for e in evaluations) + ")"
+            )
     metrics_path = run_dir / "evaluate" / "metrics.json"
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
@@ -203,7 +212,7 @@ def summary_lines(run_dir: Path) -> list[str]:
     return lines
 
 
-SUMMARY_METRICS = ("map", "mrr@10", "ndcg@10", "hit@1", "hit@3", "average_precision", "f1")
+SUMMARY_METRICS = ("map", "mrr@10", "ndcg@10", "hit@1", "hit@3", "average_precision", "f1", "score_std")
 
 
 def _num(value: Any) -> str:

@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EVERY = 10  # checkpoint_steps
 KILL_AFTER_CHECKPOINT = 2 * EVERY  # the checkpoint the retry must resume from
 CHILD_TIMEOUT_S = 180.0
-FAST = {"epochs": 2.0, "learning_rate": 3e-3, "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05}
+# The resume machinery on its own: without model selection and mining, saves happen only every checkpoint_steps.
+FAST = {"epochs": 2.0, "learning_rate": 3e-3, "batch_size": 16, "max_length": 64, "warmup_ratio": 0.05,
+        "dev_fraction": 0.0, "hard_negatives": False}
 
 # The killed "first try": train_reranker as the task calls it, with one extra callback that parks the process a few
 # steps after the checkpoint the parent waits for, so the SIGKILL lands mid-training and never after the end.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import types
+from typing import get_args
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +99,10 @@ def test_params_match_the_config_schema(dag) -> None:
     for name, (kind, default) in keys.items():
         param = params.get_param(name)
         assert param.value == default, f"Param {name} default {param.value!r} != config default {default!r}"
-        assert param.schema["type"] == schema_type[kind], name
+        if isinstance(kind, types.UnionType):
+            assert param.schema["type"] == [schema_type[k] for k in get_args(kind)], name
+        else:
+            assert param.schema["type"] == schema_type[kind], name
         assert param.schema.get("title"), f"Param {name} has no title"
         assert param.description, f"Param {name} has no description"
 

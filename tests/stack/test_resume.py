@@ -31,7 +31,7 @@ RUN_TIMEOUT_S = 900.0
 CHECKPOINT_TIMEOUT_S = 600.0
 # 120 steps of a tiny BERT, a checkpoint every 10: the kill lands right after the first one, 110 steps before the end
 # (seconds even on an idle box, while finding and killing the process takes well under one).
-LONGER = {"epochs": 4.0, "checkpoint_steps": 10}
+LONGER = {"epochs": 4.0, "checkpoint_steps": 10, "dev_fraction": 0.0, "hard_negatives": False}
 _RESUMED = re.compile(r"resuming from checkpoint (\S+/checkpoint-(\d+)) \(step (\d+) of (\d+)\)")
 
 

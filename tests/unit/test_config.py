@@ -8,8 +8,10 @@ and everything is checked *before any work*.
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import MISSING, fields
 from typing import Any, get_origin, get_type_hints
+
 
 import pytest
 
@@ -32,6 +34,7 @@ STR_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is str)
 BOOL_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is bool)
 DICT_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is dict)
 LIST_KEYS = sorted(k for k, (t, _) in KEYS.items() if t is list)
+UNION_KEYS = sorted(k for k, (t, _) in KEYS.items() if isinstance(t, types.UnionType))
 
 
 def _raises_naming(conf: dict[str, Any], key: str) -> ConfigError:
@@ -58,12 +61,13 @@ def test_the_key_families_are_the_expected_ones() -> None:
     # Guards the parametrised type tests below: every key has one of the supported types.
     assert set(KEYS) == set(INT_KEYS) | set(FLOAT_KEYS) | set(STR_KEYS) | set(BOOL_KEYS) | set(DICT_KEYS) | set(
         LIST_KEYS
-    )
+    ) | set(UNION_KEYS)
+    assert UNION_KEYS == ["pos_weight"]
     assert DICT_KEYS == ["columns", "label_map"] and LIST_KEYS == ["validation_warnings"]
     assert {"min_rows", "seed", "batch_size", "max_length", "eval_batch_size", "min_eval_queries"} <= set(INT_KEYS)
     assert {"eval_fraction", "epochs", "learning_rate", "warmup_ratio", "min_ndcg", "min_gain"} <= set(FLOAT_KEYS)
     assert {"source_path", "source_format", "base_model", "hub_repo_id"} <= set(STR_KEYS)
-    assert BOOL_KEYS == ["dry_run", "force", "private", "strict_columns"]
+    assert BOOL_KEYS == ["dry_run", "force", "hard_negatives", "private", "strict_columns"]
 
 
 def test_config_error_is_permanent_and_a_value_error() -> None:
@@ -296,8 +300,10 @@ def test_conf_keys_cover_every_step_field_with_its_type_and_default() -> None:
             assert f.name in KEYS, f"{step}.{f.name} is not an accepted conf key"
             key_type, key_default = KEYS[f.name]
             # A key shared by two steps (seed) must agree in type and default in both.
-            declared = get_origin(hints[f.name]) or hints[f.name]  # dict[str, str] is checked as dict
-            assert key_type is declared, f"{step}.{f.name}: type {hints[f.name]} vs conf_keys {key_type}"
+            hint = hints[f.name]
+            # dict[str, str] is checked as dict; a union (pos_weight: str | float) as itself
+            declared = hint if isinstance(hint, types.UnionType) else (get_origin(hint) or hint)
+            assert key_type == declared, f"{step}.{f.name}: type {hints[f.name]} vs conf_keys {key_type}"
             if f.default is not MISSING:
                 assert key_default == f.default, f"{step}.{f.name}: default {f.default!r} vs {key_default!r}"
 
@@ -412,3 +418,39 @@ def test_a_revision_pins_only_hub_base_models(tmp_path) -> None:
 @pytest.mark.parametrize("mode", ["wait", "approve", "reject"])
 def test_approval_modes(mode: str) -> None:
     assert load_run_config({"approval": mode}).gate.approval == mode
+
+
+# --------------------------------------------------------------------------- training recipe (issue 10)
+
+
+def test_pos_weight_is_auto_or_a_positive_number() -> None:
+    assert load_run_config({}).train.pos_weight == "auto"
+    assert load_run_config({"pos_weight": 4}).train.pos_weight == 4.0
+    assert load_run_config({"pos_weight": 2.5}).train.pos_weight == 2.5
+    for bad in ("heavy", True, 0, -1.0, [1]):
+        with pytest.raises(ConfigError, match="pos_weight"):
+            load_run_config({"pos_weight": bad})
+
+
+@pytest.mark.parametrize(
+    ("conf", "key"),
+    [
+        ({"patience": -1}, "patience"),
+        ({"init_from": "latest"}, "init_from"),
+        ({"dev_fraction": 0.6}, "dev_fraction"),
+        ({"eval_steps": -5}, "eval_steps"),
+        ({"hard_negatives_per_query": 0}, "hard_negatives_per_query"),
+        ({"hard_negatives_margin": 1.5}, "hard_negatives_margin"),
+        ({"mining_model": " "}, "mining_model"),
+        ({"hard_negatives": "on"}, "hard_negatives"),
+    ],
+)
+def test_bad_recipe_settings_name_their_key(conf: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run_config(conf)
+    assert key in str(info.value)
+
+
+def test_relevance_threshold_reaches_training_and_evaluation_alike() -> None:
+    config = load_run_config({"relevance_threshold": 0.7})
+    assert config.train.relevance_threshold == config.evaluate.relevance_threshold == 0.7

@@ -433,3 +433,30 @@ def test_valid_token_never_appears_anywhere(
     for text in texts:
         assert local_hub.token not in text
         assert local_hub.token[:12] not in text
+
+
+# ------------------------------------------------------------------------------------------------ warm start
+
+
+def test_init_from_champion_without_a_champion_fails_naming_the_key(
+    local_hub: LocalHub, tmp_path: Path, tiny_bert: Path
+) -> None:
+    with pytest.raises(PreflightFailed) as info:
+        _run(local_hub, tmp_path, tiny_bert, repo_id="local/no-champion-yet", init_from="champion")
+    assert "init_from" in str(info.value) and "no model in production" in str(info.value)
+    assert isinstance(info.value, PermanentError)
+    assert _report(tmp_path)["failures"][0]["check"] == "init_from"
+
+
+def test_init_from_champion_pins_the_production_commit(
+    local_hub: LocalHub, tmp_path: Path, tiny_bert: Path
+) -> None:
+    from huggingface_hub import HfApi
+
+    from tests.support import seed_untuned_champion
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    commit = seed_untuned_champion(api, "local/warm-start", tiny_bert, tmp_path / "champ", "v-seed")
+    result = _run(local_hub, tmp_path, tiny_bert, repo_id="local/warm-start", init_from="champion")
+    assert result.init_from == "champion" and result.champion_commit == commit
+    assert _run(local_hub, tmp_path, tiny_bert, repo_id="local/warm-start").champion_commit is None
