@@ -18,7 +18,7 @@ $(PY):
 # lock, so pip takes the local CPU wheel instead of pulling several GB of CUDA packages.
 $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[airflow,demo,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[airflow,demo,dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

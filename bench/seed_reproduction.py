@@ -199,7 +199,7 @@ def run_tutorial(work: Path, seed: int) -> dict[str, Any]:
     # tests/component/test_tutorial_case.py's config: a bi-encoder's fresh head needs more than the tutorial's 4 steps.
     config = TrainConfig(
         base_model=OFFLINE_BASE_MODEL, epochs=10.0, batch_size=2, learning_rate=2e-4, warmup_ratio=0.0, max_length=128,
-        seed=seed,
+        seed=seed, dev_fraction=0.0, hard_negatives=False, pos_weight=1.0,
     )
     step = time.perf_counter()
     trained = train_reranker(train_path, work / "train", config, data_name="seed tutorial pairs")
@@ -308,7 +308,7 @@ def run_seed_card(data: Path, work: Path, seed: int, base_model: str) -> dict[st
 
     config = TrainConfig(
         base_model=base_model, epochs=1.0, learning_rate=5e-5, batch_size=16, warmup_ratio=0.0, max_length=512,
-        seed=seed,
+        seed=seed, dev_fraction=0.0, hard_negatives=False, pos_weight=1.0,  # the seed card's recipe, nothing added
     )
     step = time.perf_counter()
     trained = train_reranker(Path(split.train_path), work / "train", config, data_name="AGRO triplets")

@@ -309,7 +309,9 @@ def train_reranker(
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
     select = bool(samples)
-    eval_steps = config.eval_steps or max(1, math.ceil(steps_per_epoch / 2))
+    # HF keeps a best model only at a save and wants saves on the evaluation grid, so while selecting every
+    # evaluation is a checkpoint: the auto cadence (twice per epoch) tightens to checkpoint_steps when that is less.
+    eval_steps = config.eval_steps or min(max(1, math.ceil(steps_per_epoch / 2)), config.checkpoint_steps or 1 << 30)
     callbacks = [ProgressLogCallback()]
     evaluator = None
     if select:

@@ -35,6 +35,8 @@ def test_tutorial_eight_pairs_train_push_and_reload_by_tag(tmp_path, local_hub) 
     config = TrainConfig(
         base_model=OFFLINE_BASE_MODEL, epochs=10.0, batch_size=2, learning_rate=2e-4, warmup_ratio=0.0,
         max_length=128, seed=7,
+        # The tutorial's own recipe: its 8 pairs, nothing mined, unweighted, no dev split (4 queries in all).
+        dev_fraction=0.0, hard_negatives=False, pos_weight=1.0,
     )
     trained = train_reranker(train_path, tmp_path / "train", config, model_id="local/tutorial-reranker")
     assert trained.train_rows == 8 and trained.global_step == 40
