@@ -27,6 +27,7 @@ Both use ``max_length`` ``--max-length`` (256 by default; the seed card trained 
 that run slower: both recipes get the same).
 
     .venv/bin/python bench/quality.py [--datasets sample,agro,faq] [--seed 42] [--out bench/results/quality.json]
+        [--variant NAME=KEY:VALUE,...]   # extra recipes: the defaults with overrides, for tuning
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def run_dataset(name: str, work: Path, args: argparse.Namespace) -> dict[str, An
     split = split_pairs(snapshot, work / "split", SplitConfig(eval_fraction=args.eval_fraction, seed=args.seed))
     held_out = pd.read_parquet(split.eval_path)
     recipes = {"seed": seed_recipe(args.max_length, args.seed), "defaults": default_recipe(args.max_length, args.seed)}
+    for variant, overrides in args.variant:
+        recipes[variant] = replace(recipes["defaults"], **overrides)
     out: dict[str, Any] = {
         "train_pairs": split.train_pairs, "eval_pairs": split.eval_pairs, "eval_queries": split.eval_queries,
         "recipes": {},
@@ -166,12 +169,17 @@ def run_dataset(name: str, work: Path, args: argparse.Namespace) -> dict[str, An
             "curve": [e["ndcg@10"] for e in trained.curve or []],
         }
         log.info("%s / %s: %s", name, recipe, {k: out["recipes"][recipe][k] for k in (*METRICS, "train_s")})
-    new, old = tables["defaults"].sort_index(), tables["seed"].sort_index()
-    out["delta"] = {
-        key: paired_bootstrap(new[key].to_numpy(), old[key].to_numpy(), samples=BOOTSTRAP_SAMPLES,
-                              confidence=CONFIDENCE, seed=args.seed)
-        for key in METRICS
-    }
+    old = tables["seed"].sort_index()
+    out["delta"] = {}  # each recipe minus the seed recipe, paired over the same eval queries
+    for recipe in recipes:
+        if recipe == "seed":
+            continue
+        new = tables[recipe].sort_index()
+        out["delta"][recipe] = {
+            key: paired_bootstrap(new[key].to_numpy(), old[key].to_numpy(), samples=BOOTSTRAP_SAMPLES,
+                                  confidence=CONFIDENCE, seed=args.seed)
+            for key in METRICS
+        }
     return out
 
 
@@ -186,10 +194,41 @@ def print_report(results: dict[str, Any], info: dict[str, Any]) -> None:
             print(f"{name:<7} {recipe:<9} {r['map']:6.3f} {r['mrr@10']:7.3f} {r['ndcg@10']:8.3f} "
                   f"{r['pairwise_ap']:7.3f} {r['score_std']:6.3f} {r['train_s']:8.1f} {r['steps']:6d} "
                   f"{str(r['chosen_step'] or '-'):>5}")
-        for key, boot in res["delta"].items():
-            print(f"{'':<7} defaults - seed {key:<8} {boot['mean_delta']:+.3f} "
-                  f"[{boot['ci_low']:+.3f}, {boot['ci_high']:+.3f}] p={boot['p_value']:.3f} "
-                  f"({res['eval_queries']} eval queries)")
+        for recipe, deltas in res["delta"].items():
+            for key, boot in deltas.items():
+                print(f"{'':<7} {recipe} - seed {key:<8} {boot['mean_delta']:+.3f} "
+                      f"[{boot['ci_low']:+.3f}, {boot['ci_high']:+.3f}] p={boot['p_value']:.3f} "
+                      f"({res['eval_queries']} eval queries)")
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``name=key:value,key:value`` -> (name, overrides), values parsed as TrainConfig's types."""
+    from dataclasses import fields
+
+    name, _, body = text.partition("=")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    overrides: dict[str, Any] = {}
+    for item in filter(None, body.split(",")):
+        key, _, raw = item.partition(":")
+        if key not in types:
+            raise argparse.ArgumentTypeError(f"unknown TrainConfig key {key!r} in variant {name!r}")
+        kind = types[key]
+        if kind == "bool":
+            overrides[key] = raw.lower() in ("1", "true", "yes", "on")
+        elif kind == "int":
+            overrides[key] = int(raw)
+        elif kind == "float":
+            overrides[key] = float(raw)
+        elif kind == "str | float":
+            try:
+                overrides[key] = float(raw)
+            except ValueError:
+                overrides[key] = raw
+        else:
+            overrides[key] = raw
+    if not name or name in ("seed", "defaults"):
+        raise argparse.ArgumentTypeError(f"variant needs a new name: {text!r}")
+    return name, overrides
 
 
 def main() -> int:
@@ -201,6 +240,10 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "quality.json"))
+    parser.add_argument(
+        "--variant", action="append", type=parse_variant, default=[], metavar="NAME=KEY:VALUE,...",
+        help="also train the defaults with these TrainConfig overrides (repeatable), e.g. hi_lr=learning_rate:1e-4",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("sentence_transformers", "transformers", "httpx", "reranker_tasks.train"):

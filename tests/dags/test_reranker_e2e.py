@@ -157,6 +157,23 @@ def test_second_run_meets_the_champion_and_is_not_promoted(e2e_inputs, local_hub
     assert [c.commit_id for c in _main_commits(local_hub)] == [c.commit_id for c in before]
 
 
+def test_warm_start_continues_from_the_pinned_champion_and_still_meets_base(e2e_inputs, local_hub) -> None:
+    champion = _main_commits(local_hub)[0].commit_id
+    outcome, status, run_id, run_dir = _run({**e2e_inputs["conf"], "init_from": "champion"})
+    assert status == 0, outcome
+    assert json.loads((run_dir / "preflight" / "preflight.json").read_text())["champion_commit"] == champion
+    manifest = json.loads((run_dir / "train" / "model" / "manifest.json").read_text())
+    assert manifest["result"]["init_from"] == "champion" and manifest["result"]["init_commit"] == champion
+    # The champion was a download to start from, not an artifact of the run.
+    train_files = json.loads((run_dir / "train" / "_COMPLETE.json").read_text())["files"]
+    assert "model/model.safetensors" in train_files and not any(f.startswith("init_model/") for f in train_files)
+    metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
+    assert metrics["base"] is not None and metrics["champion_commit"] == champion
+    if outcome.startswith("OUTCOME: promoted"):
+        card = (run_dir / "model_card" / "staging" / "README.md").read_text()
+        assert f"the production model (commit `{champion[:12]}`)" in card
+
+
 def test_bad_labels_fail_at_validate_without_retry_and_push_nothing(e2e_inputs, local_hub) -> None:
     before = _main_commits(local_hub)
     bad = e2e_inputs["frame"].copy()
