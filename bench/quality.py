@@ -19,7 +19,7 @@ Data sets:
 
 Recipes:
 
-* ``seed``: the seed card's hyperparameters (1 epoch, batch 16, lr 5e-5) with none of the recipe's parts:
+* ``seed``: the seed card's hyperparameters (1 epoch, batch 16, lr 5e-5, no warmup) with none of the recipe's parts:
   no dev split / model selection, pos_weight 1, no mined negatives;
 * ``defaults``: ``TrainConfig()`` as shipped.
 
@@ -73,7 +73,7 @@ SAMPLE = ROOT / "reranker_tasks" / "data" / "support_pairs.csv"
 
 def seed_recipe(max_length: int, seed: int) -> TrainConfig:
     return TrainConfig(
-        epochs=1.0, learning_rate=5e-5, batch_size=16, warmup_ratio=0.1, max_length=max_length, seed=seed,
+        epochs=1.0, learning_rate=5e-5, batch_size=16, warmup_ratio=0.0, max_length=max_length, seed=seed,
         dev_fraction=0.0, pos_weight=1.0, hard_negatives=False,
     )
 

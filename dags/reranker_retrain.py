@@ -183,7 +183,7 @@ PARAMS = {
     "epochs": Param(4.0, type="number", minimum=0.01, maximum=100, title="Epochs (ceiling)", section=TRAINING,
                     description="Most passes over the training split (fractions allowed); with model selection "
                     "training stops earlier once the dev metric stops improving."),
-    "learning_rate": Param(5e-5, type="number", minimum=1e-8, maximum=1, title="Learning rate", section=TRAINING,
+    "learning_rate": Param(1e-4, type="number", minimum=1e-8, maximum=1, title="Learning rate", section=TRAINING,
                            description="Peak learning rate of the linear schedule."),
     "batch_size": Param(16, type="integer", minimum=1, maximum=4096, title="Batch size", section=TRAINING,
                         description="Training batch size."),

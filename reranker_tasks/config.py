@@ -195,7 +195,7 @@ class TrainConfig:
     #: A ceiling when model selection is on (``dev_fraction`` > 0): training stops early once the dev metric
     #: stopped improving for ``patience`` evaluations, and the best evaluated checkpoint is kept.
     epochs: float = 4.0
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     batch_size: int = 16
     warmup_ratio: float = 0.1
     max_length: int = 256
