@@ -40,7 +40,7 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from seed_reproduction import evaluate_set, machine, predict  # noqa: E402  (shared scoring of the benches)
 
-from reranker_tasks.config import ExtractConfig, SplitConfig, TrainConfig  # noqa: E402
+from reranker_tasks.config import ExtractConfig, SplitConfig, TrainConfig, load_run_config  # noqa: E402
+from reranker_tasks.errors import ConfigError  # noqa: E402
 from reranker_tasks.extract import extract_pairs  # noqa: E402
 from reranker_tasks.metrics import paired_bootstrap  # noqa: E402
 from reranker_tasks.split import split_pairs  # noqa: E402
@@ -202,33 +203,30 @@ def print_report(results: dict[str, Any], info: dict[str, Any]) -> None:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
-    """``name=key:value,key:value`` -> (name, overrides), values parsed as TrainConfig's types."""
-    from dataclasses import fields
+    """``name=key:value,key:value`` -> (name, overrides of TrainConfig).
 
+    Values are JSON (``1e-4``, ``false``, ``6``) or else plain strings (``init_from:champion``), and go through
+    the DAG's own conf checks (:func:`load_run_config`): a wrong type or an out-of-range value is an error naming
+    the key, never coerced.
+    """
     name, _, body = text.partition("=")
-    types = {f.name: f.type for f in fields(TrainConfig)}
+    if not name or name in ("seed", "defaults"):
+        raise argparse.ArgumentTypeError(f"variant needs a new name: {text!r}")
     overrides: dict[str, Any] = {}
     for item in filter(None, body.split(",")):
         key, _, raw = item.partition(":")
-        if key not in types:
-            raise argparse.ArgumentTypeError(f"unknown TrainConfig key {key!r} in variant {name!r}")
-        kind = types[key]
-        if kind == "bool":
-            overrides[key] = raw.lower() in ("1", "true", "yes", "on")
-        elif kind == "int":
-            overrides[key] = int(raw)
-        elif kind == "float":
-            overrides[key] = float(raw)
-        elif kind == "str | float":
-            try:
-                overrides[key] = float(raw)
-            except ValueError:
-                overrides[key] = raw
-        else:
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
             overrides[key] = raw
-    if not name or name in ("seed", "defaults"):
-        raise argparse.ArgumentTypeError(f"variant needs a new name: {text!r}")
-    return name, overrides
+    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: {unknown} are not TrainConfig keys")
+    try:
+        train = load_run_config(overrides).train
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(f"variant {name!r}: {error}") from error
+    return name, {key: getattr(train, key) for key in overrides}
 
 
 def main() -> int:
