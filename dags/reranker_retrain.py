@@ -230,6 +230,11 @@ PARAMS = {
         "base", type="string", enum=["base", "champion"], title="Initialise from", section=TRAINING,
         description="'base': fine-tune the base model; 'champion': continue from the production model.",
     ),
+    "precision": Param(
+        "auto", type="string", enum=["auto", "fp32", "bf16"], title="Precision", section=TRAINING,
+        description="Training and scoring arithmetic: 'auto' is bf16 where the CPU (AVX512-BF16/AMX) or GPU "
+        "computes it natively, else fp32.",
+    ),
     # -- Evaluation and gate
     "eval_batch_size": Param(64, type="integer", minimum=1, maximum=4096, title="Eval batch size", section=GATE,
                              description="Batch size for scoring eval pairs."),

@@ -180,6 +180,8 @@ class SplitConfig:
 
 
 INIT_FROM = ("base", "champion")
+#: Numeric precision of training and scoring (resolved against the machine by reranker_tasks.hardware).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,9 @@ class TrainConfig:
     init_from: str = "base"
     #: Shared with the evaluate step: labels at or above it are relevant (dev ranking, mining, pos_weight).
     relevance_threshold: float = 0.5
+    #: Shared with the evaluate step: "auto" (bf16 where the CPU or GPU computes it natively, else fp32),
+    #: "fp32" or "bf16" (reranker_tasks.hardware).
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.base_model.strip():
@@ -258,6 +263,7 @@ class TrainConfig:
         if self.init_from not in INIT_FROM:
             raise ConfigError(f"init_from: expected one of {list(INIT_FROM)}, got {self.init_from!r}")
         _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
+        _check_precision(self.precision)
 
     @property
     def model_selection(self) -> bool:
@@ -270,10 +276,14 @@ class EvaluateConfig:
 
     eval_batch_size: int = 64
     relevance_threshold: float = 0.5
+    #: Shared with the train step (see TrainConfig.precision); scoring in bf16 is checked against fp32 by
+    #: bench/speed.py (same ranking metrics within 0.005).
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check_range("eval_batch_size", self.eval_batch_size, low=1, high=4096)
         _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
+        _check_precision(self.precision)
 
 
 @dataclass(frozen=True)
@@ -468,6 +478,11 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
             raise ConfigError(f"{key}: expected a list of strings, got {type(value).__name__} {value!r}")
         return list(value)
     raise ConfigError(f"{key}: unsupported type {expected}")  # pragma: no cover - programming error
+
+
+def _check_precision(value: str) -> None:
+    if value not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {list(PRECISIONS)}, got {value!r}")
 
 
 def _check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:

@@ -43,6 +43,7 @@ from reranker_tasks.metrics import (
 )
 from reranker_tasks.paths import json_safe, write_json_atomic
 from reranker_tasks.split import normalise_queries, normalise_query
+from reranker_tasks.hardware import FP32, Compute, autocast, for_scoring, resolve_compute
 from reranker_tasks.train import load_cross_encoder, resolve_base_model
 
 log = logging.getLogger(__name__)
@@ -181,18 +182,23 @@ def group_eval_queries(frame: pd.DataFrame, relevance_threshold: float = POSITIV
     return EvalQueries(pairs, queries, no_positive, no_negative)
 
 
-def score_pairs(model: Any, pairs: pd.DataFrame, batch_size: int) -> np.ndarray:
-    """The model's score for every eval pair, one batched ``predict``."""
+def score_pairs(model: Any, pairs: pd.DataFrame, batch_size: int, compute: Compute | None = None) -> np.ndarray:
+    """The model's score for every eval pair, one batched ``predict`` (length-sorted batches, see below).
+
+    ``CrossEncoder.predict`` sorts the pairs by length before batching and restores the order after, so
+    padding is already minimal; ``compute`` adds bf16 autocast where the step resolved bf16.
+    """
     if pairs.empty:
         return np.zeros(0)
     inputs = list(zip(pairs["query"].tolist(), pairs["document"].tolist(), strict=True))
-    scores = model.predict(inputs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    with autocast(compute or FP32):
+        scores = model.predict(inputs, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(scores, dtype=float).reshape(-1)
 
 
-def measure(model: Any, grouped: EvalQueries, batch_size: int) -> ModelScores:
+def measure(model: Any, grouped: EvalQueries, batch_size: int, compute: Compute | None = None) -> ModelScores:
     """All metrics and sanity facts of one model on the grouped eval set."""
-    scores = score_pairs(model, grouped.pairs, batch_size)
+    scores = score_pairs(model, grouped.pairs, batch_size, compute)
     relevant = grouped.pairs["relevant"].to_numpy()
     per_query = pd.DataFrame.from_records(
         [query_metrics(relevant[rows], scores[rows], AT_K) for rows in grouped.queries["rows"]],
@@ -294,16 +300,20 @@ def evaluate_models(
         notes.append(f"{leaked} eval queries also occur in the training split")
     log.info("evaluating on %d eval queries (%s)", len(grouped.queries), "; ".join(notes) or "none dropped")
 
+    compute = resolve_compute(config.precision)
+    log.info("scoring on %s in %s (%s), %d threads", compute.device, compute.precision, compute.reason, compute.threads)
     measured: dict[str, ModelScores] = {}
+    # Every model here is scored and dropped, so its weights may go to bf16 (for_scoring; lossy, never saved).
     measured["candidate"] = measure(
-        CrossEncoder(str(candidate_dir), trust_remote_code=False), grouped, config.eval_batch_size
+        for_scoring(CrossEncoder(str(candidate_dir), trust_remote_code=False), compute), grouped,
+        config.eval_batch_size, compute,
     )
     base_ref = resolve_base_model(train_config.base_model)
     base = load_cross_encoder(
         base_ref.load_path, train_config.max_length, train_config.seed,
         revision=train_config.base_model_revision or None, token=token,
     )
-    measured["base"] = measure(base, grouped, config.eval_batch_size)
+    measured["base"] = measure(for_scoring(base, compute), grouped, config.eval_batch_size, compute)
     del base
 
     champion = find_champion(hub_repo_id, token)
@@ -311,7 +321,10 @@ def evaluate_models(
         local = snapshot_download(
             hub_repo_id, revision=champion.head_commit, token=token, local_dir=out_dir / "champion"
         )
-        measured["champion"] = measure(CrossEncoder(local, trust_remote_code=False), grouped, config.eval_batch_size)
+        measured["champion"] = measure(
+            for_scoring(CrossEncoder(local, trust_remote_code=False), compute), grouped, config.eval_batch_size,
+            compute,
+        )
     elif champion.repo_exists:
         notes.append(f"{hub_repo_id} exists but main holds no model yet: no champion")
     else:

@@ -131,6 +131,10 @@ class TrainResult:
     best_dev_ndcg: float | None = None
     stopped_early: bool = False
     max_steps: int = 0
+    #: hardware.Compute.to_dict(): device, precision ("fp32" | "bf16"), why, torch threads.
+    compute: dict[str, Any] | None = None
+    #: Padding share of the training batches as sampled (length-grouped) vs in random batches of the same size.
+    padding: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,6 +256,8 @@ def train_reranker(
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
     from transformers import EarlyStoppingCallback
 
+    from reranker_tasks.batching import pair_lengths, padding_share
+    from reranker_tasks.hardware import resolve_compute
     from reranker_tasks.training_data import (
         DEV_FILE, MINED_FILE, dev_samples, mine_negatives, resolve_pos_weight, split_dev,
     )
@@ -305,6 +311,10 @@ def train_reranker(
         )
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
+    compute = resolve_compute(config.precision)
+    # One tokenizer pass over all pairs: the lengths drive the length-grouped batches (reranker_tasks.batching).
+    lengths = pair_lengths(model.tokenizer, pairs["query"].tolist(), pairs["document"].tolist(), config.max_length)
+    padding = padding_share(lengths, config.batch_size, config.seed)
 
     steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
@@ -315,7 +325,7 @@ def train_reranker(
     callbacks = [ProgressLogCallback()]
     evaluator = None
     if select:
-        evaluator = CrossEncoderRerankingEvaluator(
+        evaluator = _autocast_evaluator(CrossEncoderRerankingEvaluator, compute)(
             samples=samples, at_k=10, name="dev", batch_size=64, show_progress_bar=False,
         )
         if config.patience:
@@ -358,8 +368,11 @@ def train_reranker(
             logging_steps=max(1, total_steps // 20),
             report_to="none",
             disable_tqdm=True,
+            # bf16 autocast (weights and optimizer stay fp32); on CPU HF wants use_cpu for it.
+            bf16=compute.bf16,
+            use_cpu=compute.device == "cpu",
         )
-        trainer = CrossEncoderTrainer(
+        trainer = _length_grouped_trainer(CrossEncoderTrainer, lengths)(
             model=model,
             args=args,
             train_dataset=dataset,
@@ -370,10 +383,13 @@ def train_reranker(
         _drop_printer_callback(trainer)
         log.info(
             "training %s%s on %d pairs (%d labeled, %d mined negatives): up to %s epochs, batch %d, lr %g, "
-            "max_length %d, pos_weight %.3g, seed %d (%d steps, checkpoint every %s)",
+            "max_length %d, pos_weight %.3g, seed %d (%d steps, checkpoint every %s); %s %s (%s), %d threads, "
+            "length-grouped batches (padding %.0f%% vs %.0f%% in random batches)",
             base.name, f" from champion {init_model.commit[:12]}" if init_model else "", len(dataset), len(labeled),
             len(mined), config.epochs, config.batch_size, config.learning_rate, config.max_length, pos_weight,
             config.seed, total_steps, (eval_steps if select else config.checkpoint_steps) or "never",
+            compute.device, compute.precision, compute.reason, compute.threads,
+            100 * padding["grouped"], 100 * padding["random"],
         )
         if select:
             log.info(
@@ -415,6 +431,8 @@ def train_reranker(
             best_dev_ndcg=best,
             stopped_early=stopped_early,
             max_steps=int(trainer.state.max_steps),
+            compute=compute.to_dict(),
+            padding=padding,
         )
         write_json_atomic(out_dir / CURVE_FILE, {"chosen_step": chosen_step, "evaluations": curve})
         write_json_atomic(
@@ -592,6 +610,40 @@ def _whole_run_loss(log_history: list[dict[str, Any]], resume: Checkpoint | None
     total = int(output.global_step)
     after = float(output.training_loss) * (total - resume.step)
     return (before + after) / max(total, 1)
+
+
+def _length_grouped_trainer(trainer_cls: type, lengths: list[int]) -> type:
+    """``trainer_cls`` whose training batches are length-grouped (reranker_tasks.batching).
+
+    Done by overriding ``get_batch_sampler`` rather than passing ``batch_sampler=`` in the arguments: the
+    arguments are pickled into every checkpoint and rendered into the model card, and the lengths do not
+    belong in either.
+    """
+    from reranker_tasks.batching import make_length_grouped_sampler
+
+    sampler_cls = make_length_grouped_sampler(lengths)
+
+    class LengthGroupedTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def get_batch_sampler(self, dataset: Any, batch_size: int, drop_last: bool,
+                              valid_label_columns: Any = None, generator: Any = None, seed: int = 0) -> Any:
+            if dataset is not self.train_dataset or len(dataset) != len(lengths):
+                return super().get_batch_sampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+            return sampler_cls(dataset, batch_size=batch_size, drop_last=drop_last,
+                               valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+
+    return LengthGroupedTrainer
+
+
+def _autocast_evaluator(evaluator_cls: type, compute: Any) -> type:
+    """``evaluator_cls`` that scores the dev split under the step's precision (the trainer does not autocast it)."""
+    from reranker_tasks.hardware import autocast
+
+    class AutocastEvaluator(evaluator_cls):  # type: ignore[misc, valid-type]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with autocast(compute):
+                return super().__call__(*args, **kwargs)
+
+    return AutocastEvaluator
 
 
 def _make_progress_callback() -> type:

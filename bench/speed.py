@@ -1,0 +1,258 @@
+"""Benchmark: training and scoring speed of our steps vs the seed script and plain fp32 ``predict`` (issue 11).
+
+Everything runs side by side in one process on the same data, same split, same seed:
+
+Training (pairs/s = training pairs x epochs / trainer runtime):
+
+* ``seed script``: the seed card's code as written: ``CrossEncoder`` + ``CrossEncoderTrainer`` +
+  ``BinaryCrossEntropyLoss``, fp32, default (random) batches, 1 epoch, batch 16, lr 5e-5, no warmup;
+* ``ours fp32``: :func:`reranker_tasks.train.train_reranker` (the DAG's train step) with the same recipe
+  (no dev split, no mining, pos_weight 1) and ``precision: fp32``: what length-grouped batches and thread
+  settings alone give;
+* ``ours``: the same with ``precision: auto`` (bf16 autocast on this CPU when it has AVX512-BF16/AMX).
+
+Each model is scored in fp32 on the held-out eval queries; the NDCG@10 delta against the seed script is printed
+(the acceptance asks for the same quality, within 0.01).
+
+Scoring (pairs/s over every pair of the data set, the eval step's work for one model):
+
+* ``plain fp32``: ``CrossEncoder.predict`` with its default batch size;
+* ``autocast``: :func:`reranker_tasks.evaluate.score_pairs` on the fp32 model under bf16 autocast;
+* ``ours``: what the evaluate step does: the weights cast to bf16 (:func:`reranker_tasks.hardware.for_scoring`)
+  and ``score_pairs`` (precision auto, batch ``eval_batch_size``);
+
+each with its NDCG@10 / MAP / MRR@10 delta against fp32 on the eval queries (the acceptance: within 0.005).
+
+Orchestration (``--dag``, on AGRO): one ``scripts/run_dag.py`` run with the defaults on the AGRO triplets, in a
+fresh local state: DAG wall time, the train and evaluate tasks' durations from the metadata DB, and the rest as a
+share of the wall time.
+
+Data: ``sample`` (the bundled pairs, max length 256) and ``agro`` (``--agro``, max length 512 as the seed card).
+
+    .venv/bin/python bench/speed.py [--datasets agro,sample] [--dag] [--out bench/results/speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from quality import load_dataset, seed_recipe  # noqa: E402
+from seed_reproduction import machine  # noqa: E402
+
+from reranker_tasks.config import EvaluateConfig, SplitConfig, TrainConfig  # noqa: E402
+from reranker_tasks.evaluate import group_eval_queries, measure, score_pairs  # noqa: E402
+from reranker_tasks.hardware import FP32, for_scoring, resolve_compute  # noqa: E402
+from reranker_tasks.split import split_pairs  # noqa: E402
+from reranker_tasks.train import resolve_base_model, train_reranker  # noqa: E402
+
+log = logging.getLogger("speed")
+
+MAX_LENGTH = {"agro": 512, "sample": 256}
+RANKING = ("ndcg@10", "map", "mrr@10")
+
+
+def seed_script(train: pd.DataFrame, out: Path, config: TrainConfig) -> tuple[str, float]:
+    """The seed card's training code, as a user of sentence-transformers writes it; returns (model dir, s)."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    model = CrossEncoder(resolve_base_model(config.base_model).load_path, num_labels=1, max_length=config.max_length)
+    dataset = Dataset.from_pandas(train[["query", "document", "label"]].astype({"label": "float32"}),
+                                  preserve_index=False)
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate, warmup_steps=0.0,
+        seed=config.seed, save_strategy="no", report_to="none", disable_tqdm=True,
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model))
+    output = trainer.train()
+    model.save_pretrained(str(out / "model"))
+    return str(out / "model"), float(output.metrics["train_runtime"])
+
+
+def fp32_ranking(model_dir: str, held_out: pd.DataFrame) -> dict[str, float]:
+    from sentence_transformers import CrossEncoder
+
+    summary = measure(CrossEncoder(model_dir), group_eval_queries(held_out, 0.5), 64, FP32).summary
+    return {k: float(summary[k]) for k in RANKING}
+
+
+def bench_training(name: str, split: Any, work: Path, seed: int) -> dict[str, Any]:
+    train = pd.read_parquet(split.train_path)
+    held_out = pd.read_parquet(split.eval_path)
+    epochs_pairs = len(train)  # 1 epoch
+    recipe = seed_recipe(MAX_LENGTH[name], seed)
+    runs: dict[str, dict[str, Any]] = {}
+    model_dir, seconds = seed_script(train, work / "seed-script", recipe)
+    runs["seed script"] = {"train_s": seconds, "model_dir": model_dir}
+    for label, precision in (("ours fp32", "fp32"), ("ours", "auto")):
+        result = train_reranker(Path(split.train_path), work / label.replace(" ", "-"),
+                                replace(recipe, precision=precision, checkpoint_steps=0), data_name=name)
+        runs[label] = {"train_s": result.runtime_s, "model_dir": result.model_dir, "compute": result.compute,
+                       "padding": result.padding}
+    base = runs["seed script"]
+    for label, run in runs.items():
+        run["pairs_per_s"] = epochs_pairs / run["train_s"]
+        run["ranking"] = fp32_ranking(run["model_dir"], held_out)
+        run["speedup"] = run["pairs_per_s"] / base["pairs_per_s"] if label != "seed script" else 1.0
+        run["ndcg_delta"] = run["ranking"]["ndcg@10"] - base["ranking"]["ndcg@10"]
+        log.info("%s train / %s: %.2f pairs/s (x%.2f), NDCG@10 %.4f (%+.4f)", name, label, run["pairs_per_s"],
+                 run["speedup"], run["ranking"]["ndcg@10"], run["ndcg_delta"])
+    return {"pairs": epochs_pairs, "runs": runs}
+
+
+def bench_scoring(name: str, split: Any, model_dir: str, snapshot: Path) -> dict[str, Any]:
+    """Plain fp32 ``predict`` vs bf16 autocast vs bf16 weights (what the evaluate step does), same model."""
+    from sentence_transformers import CrossEncoder
+
+    every = pd.read_parquet(snapshot, columns=["query", "document", "label"])
+    held_out = group_eval_queries(pd.read_parquet(split.eval_path), 0.5)
+    batch = EvaluateConfig().eval_batch_size
+    compute = resolve_compute("auto")
+    inputs = list(zip(every["query"], every["document"], strict=True))
+    plain = CrossEncoder(model_dir)
+    ours = for_scoring(CrossEncoder(model_dir), compute)
+    variants = {
+        "plain fp32": (lambda: plain.predict(inputs, show_progress_bar=False),
+                       lambda: measure(plain, held_out, 32, FP32)),
+        "autocast": (lambda: score_pairs(plain, every, batch, compute),
+                     lambda: measure(plain, held_out, batch, compute)),
+        "ours": (lambda: score_pairs(ours, every, batch, compute),
+                 lambda: measure(ours, held_out, batch, compute)),
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for label, (run, _) in variants.items():
+        run()  # warm-up: first-call allocations, oneDNN kernel selection
+    for label, (run, ranking) in variants.items():
+        start = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - start
+        summary = ranking().summary
+        rows[label] = {"seconds": seconds, "pairs_per_s": len(every) / seconds,
+                       "ranking": {k: float(summary[k]) for k in RANKING}}
+    for label, row in rows.items():
+        row["speedup"] = row["pairs_per_s"] / rows["plain fp32"]["pairs_per_s"]
+        row["delta"] = {k: row["ranking"][k] - rows["plain fp32"]["ranking"][k] for k in RANKING}
+        log.info("%s scoring / %s: x%.2f, deltas %s", name, label, row["speedup"], row["delta"])
+    rows["ours"]["compute"] = compute.to_dict()
+    return {"pairs": len(every), "runs": rows}
+
+
+def bench_dag(agro: Path, work: Path) -> dict[str, Any]:
+    """One ``run_dag.py`` on AGRO with the defaults: wall time vs the train and evaluate task durations."""
+    state = work / "dag-state"
+    state.mkdir(parents=True)
+    conf = {"source_path": str(agro / "triplets.jsonl"), "source_format": "triplets"}
+    env = {**os.environ, "RERANKER_LOCAL_STATE": str(state), "LOCALHUB_PORT": os.environ.get("BENCH_HUB_PORT", "8795")}
+    env.pop("HF_HUB_OFFLINE", None)
+    start = time.perf_counter()
+    with (work / "dag.log").open("w") as out:
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_dag.py"), "--conf", json.dumps(conf)],
+                              cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    wall = time.perf_counter() - start
+    outcome = [line for line in (work / "dag.log").read_text().splitlines() if line.startswith("OUTCOME")]
+    with sqlite3.connect(state / ".airflow" / "airflow.db") as db:
+        durations = dict(db.execute("SELECT task_id, duration FROM task_instance WHERE duration IS NOT NULL"))
+    work_s = float(durations.get("train", 0.0)) + float(durations.get("evaluate", 0.0))
+    result = {
+        "returncode": proc.returncode, "outcome": outcome[-1] if outcome else None, "wall_s": wall,
+        "train_s": durations.get("train"), "evaluate_s": durations.get("evaluate"),
+        "tasks_s": {k: round(float(v), 2) for k, v in sorted(durations.items())},
+        "overhead_s": wall - work_s, "overhead_share": (wall - work_s) / wall,
+    }
+    log.info("dag on agro: wall %.1f s, train+evaluate %.1f s, overhead %.1f%%", wall, work_s,
+             100 * result["overhead_share"])
+    return result
+
+
+def print_report(results: dict[str, Any], info: dict[str, Any]) -> None:
+    print(f"\nmachine: {info['cpu']}, {info['cpus_usable']} usable cores, torch {info['torch']}, "
+          f"load {info['load_average_1m_at_start']:.1f} at start")
+    for name, res in results.get("datasets", {}).items():
+        t = res["training"]
+        print(f"\n{name}: training, {t['pairs']} pairs x 1 epoch, max length {MAX_LENGTH[name]}")
+        print(f"  {'run':<12} {'train s':>8} {'pairs/s':>8} {'ratio':>6} {'NDCG@10':>8} {'delta':>7}  padding")
+        for label, run in t["runs"].items():
+            pad = run.get("padding")
+            pad_text = f"{100 * pad['grouped']:.0f}% (random {100 * pad['random']:.0f}%)" if pad else "-"
+            print(f"  {label:<12} {run['train_s']:8.1f} {run['pairs_per_s']:8.2f} {run['speedup']:6.2f} "
+                  f"{run['ranking']['ndcg@10']:8.4f} {run['ndcg_delta']:+7.4f}  {pad_text}")
+        s = res["scoring"]
+        print(f"{name}: scoring {s['pairs']} pairs")
+        for label, run in s["runs"].items():
+            extra = f" ratio {run['speedup']:.2f}  deltas " + " ".join(
+                f"{k} {v:+.4f}" for k, v in run["delta"].items())
+            print(f"  {label:<12} {run['seconds']:8.2f} s {run['pairs_per_s']:8.1f} pairs/s{extra}")
+    if "dag" in results:
+        d = results["dag"]
+        print(f"\nDAG on agro (defaults): wall {d['wall_s']:.1f} s, train {d['train_s']:.1f} s, evaluate "
+              f"{d['evaluate_s']:.1f} s, orchestration and other steps {d['overhead_s']:.1f} s = "
+              f"{100 * d['overhead_share']:.1f}% of the wall time; {d['outcome']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="agro,sample")
+    parser.add_argument("--agro", default=str(ROOT.parent / "shared" / "data" / "agro"))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dag", action="store_true", help="also time one DAG run on AGRO (about 8 minutes)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "reranker_tasks"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    info = machine()
+    results: dict[str, Any] = {"datasets": {}}
+    load_args = argparse.Namespace(agro=args.agro, faq_negatives=4, seed=args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
+        for name in filter(None, (n.strip() for n in args.datasets.split(","))):
+            if name not in MAX_LENGTH:
+                raise SystemExit(f"unknown data set {name!r}; expected some of {sorted(MAX_LENGTH)}")
+            work = Path(tmp) / name
+            snapshot = load_dataset(name, work, load_args)
+            if snapshot is None:
+                continue
+            split = split_pairs(snapshot, work / "split", SplitConfig(eval_fraction=0.2, seed=args.seed))
+            training = bench_training(name, split, work, args.seed)
+            scoring = bench_scoring(name, split, training["runs"]["ours"]["model_dir"], snapshot)
+            results["datasets"][name] = {"training": training, "scoring": scoring}
+        if args.dag and (Path(args.agro) / "triplets.jsonl").is_file():
+            results["dag"] = bench_dag(Path(args.agro), Path(tmp))
+    print_report(results, info)
+    for res in results["datasets"].values():
+        for run in res["training"]["runs"].values():
+            run.pop("model_dir", None)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"machine": info, "args": vars(args), "results": results}, indent=2,
+                                         default=str))
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
