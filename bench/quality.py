@@ -76,6 +76,8 @@ def seed_recipe(max_length: int, seed: int) -> TrainConfig:
     return TrainConfig(
         epochs=1.0, learning_rate=5e-5, batch_size=16, warmup_ratio=0.0, max_length=max_length, seed=seed,
         dev_fraction=0.0, pos_weight=1.0, hard_negatives=False,
+        attention_dropout=0.1,  # BERT's default, which the seed card's CrossEncoder trains with
+        precision="fp32",
     )
 
 

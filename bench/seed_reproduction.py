@@ -309,6 +309,7 @@ def run_seed_card(data: Path, work: Path, seed: int, base_model: str) -> dict[st
     config = TrainConfig(
         base_model=base_model, epochs=1.0, learning_rate=5e-5, batch_size=16, warmup_ratio=0.0, max_length=512,
         seed=seed, dev_fraction=0.0, hard_negatives=False, pos_weight=1.0,  # the seed card's recipe, nothing added
+        attention_dropout=0.1, precision="fp32",
     )
     step = time.perf_counter()
     trained = train_reranker(Path(split.train_path), work / "train", config, data_name="AGRO triplets")

@@ -229,6 +229,11 @@ class TrainConfig:
     #: Shared with the evaluate step: "auto" (bf16 where the CPU or GPU computes it natively, else fp32),
     #: "fp32" or "bf16" (reranker_tasks.hardware).
     precision: str = "auto"
+    #: Dropout on the attention probabilities while training (the base model's config has 0.1 for BERT).
+    #: 0 lets PyTorch's fused attention kernel run the training step; with dropout on, it falls back to the
+    #: unfused path that materialises and masks the full attention matrix: 2.7x the step time at 400 tokens
+    #: on the 2-core CPU (docs/speed.md). Quality effect measured by bench/speed.py.
+    attention_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.base_model.strip():
@@ -264,6 +269,7 @@ class TrainConfig:
             raise ConfigError(f"init_from: expected one of {list(INIT_FROM)}, got {self.init_from!r}")
         _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
         _check_precision(self.precision)
+        _check_range("attention_dropout", self.attention_dropout, low=0.0, high=0.9)
 
     @property
     def model_selection(self) -> bool:

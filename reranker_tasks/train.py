@@ -186,6 +186,7 @@ def load_cross_encoder(
     revision: str | None = None,
     token: str | None = None,
     model_card_data: Any = None,
+    attention_dropout: float | None = None,
 ) -> CrossEncoder:
     """Build a 1-logit CrossEncoder, seeding first so a fresh scoring head is reproducible.
 
@@ -198,6 +199,10 @@ def load_cross_encoder(
     kwargs: dict[str, Any] = {}
     if model_card_data is not None:
         kwargs["model_card_data"] = model_card_data
+    if attention_dropout is not None:
+        key = _attention_dropout_key(load_path, revision, token)
+        if key is not None:
+            kwargs["config_kwargs"] = {key: attention_dropout}
     return CrossEncoder(
         load_path,
         num_labels=1,
@@ -207,6 +212,22 @@ def load_cross_encoder(
         trust_remote_code=False,
         **kwargs,
     )
+
+
+#: Names transformers' configs give the dropout on attention probabilities (BERT family; most others).
+_ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def _attention_dropout_key(load_path: str, revision: str | None, token: str | None) -> str | None:
+    """The config key of the model's attention dropout, or None where its architecture has none we know."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(load_path, revision=revision, token=token, trust_remote_code=False)
+    key = next((k for k in _ATTENTION_DROPOUT_KEYS if hasattr(config, k)), None)
+    if key is None:
+        log.info("%s: no attention dropout setting in its config (%s); attention_dropout left as it is",
+                 load_path, type(config).__name__)
+    return key
 
 
 def train_reranker(
@@ -303,11 +324,13 @@ def train_reranker(
     )
     if init_model is not None:
         # Warm start: the production model's weights, head included; the card still names the original base.
-        model = load_cross_encoder(init_model.path, config.max_length, config.seed, model_card_data=card_data)
+        model = load_cross_encoder(init_model.path, config.max_length, config.seed, model_card_data=card_data,
+                                   attention_dropout=config.attention_dropout)
     else:
         model = load_cross_encoder(
             base.load_path, config.max_length, config.seed,
             revision=config.base_model_revision or None, token=token, model_card_data=card_data,
+            attention_dropout=config.attention_dropout,
         )
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id

@@ -288,3 +288,23 @@ def test_publish_can_create_the_repo_private(tmp_path, local_hub) -> None:
 def _commit_metrics() -> dict:
     values = {"map": 0.9, "mrr@10": 0.9, "ndcg@10": 0.9}
     return {"primary_metric": "ndcg@10", "eval_queries": 12, "candidate": values, "base": values, "champion": None}
+
+
+def test_attention_dropout_reaches_the_trained_model_and_the_speed_facts_are_recorded(workspace, tmp_path) -> None:
+    base_config = json.loads((Path(workspace["base"]) / "config.json").read_text())
+    assert base_config["attention_probs_dropout_prob"] == pytest.approx(0.1)
+    # The default (0: the fused attention kernel) overrides the base model's 0.1 ...
+    default_config = json.loads((Path(workspace["trained"].model_dir) / "config.json").read_text())
+    assert default_config["attention_probs_dropout_prob"] == 0.0
+    # ... and an explicit value is applied as given.
+    kept = TrainConfig(base_model=str(workspace["base"]), **{**FAST, "epochs": 0.5, "attention_dropout": 0.2})
+    result = train_reranker(Path(workspace["splits"].train_path), tmp_path / "kept", kept)
+    assert json.loads((Path(result.model_dir) / "config.json").read_text())["attention_probs_dropout_prob"] == 0.2
+    assert result.compute is not None and result.compute["precision"] in ("fp32", "bf16")
+    assert result.compute["threads"] >= 1
+    assert result.padding is not None and 0.0 <= result.padding["grouped"] <= result.padding["random"]
+
+
+def test_out_of_range_attention_dropout_fails_at_config_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="attention_dropout"):
+        TrainConfig(attention_dropout=1.0)

@@ -158,6 +158,8 @@ def test_int_for_float_is_not_confused_with_bool() -> None:
         ("batch_size", 4097),
         ("warmup_ratio", -0.1),
         ("warmup_ratio", 0.51),
+        ("attention_dropout", -0.1),
+        ("attention_dropout", 0.95),
         ("max_length", 7),
         ("max_length", 8193),
         ("eval_batch_size", 0),
