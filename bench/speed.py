@@ -103,17 +103,19 @@ def fp32_ranking(model_dir: str, held_out: pd.DataFrame) -> dict[str, float]:
     return {k: float(summary[k]) for k in RANKING}
 
 
-SEEDS = (42, 43)
+#: Offsets from --seed of the training seeds (quality is compared as a mean over them).
+SEED_OFFSETS = (0, 1)
 
 
 def bench_training(name: str, split: Any, work: Path, seed: int) -> dict[str, Any]:
-    """Seed script vs our train step, on the seed recipe's hyperparameters, over SEEDS (seed-to-seed noise of
+    """Seed script vs our train step, on the seed recipe's hyperparameters, over seeds --seed + SEED_OFFSETS (seed-to-seed noise of
     one epoch on a few hundred pairs is larger than the 0.01 asked for, so quality is compared as a mean).
 
     Time is the wall time of the whole call (model load, tokenizing, training, saving) for both.
     """
     train = pd.read_parquet(split.train_path)
     held_out = pd.read_parquet(split.eval_path)
+    SEEDS = tuple(seed + offset for offset in SEED_OFFSETS)  # noqa: N806 - read as a constant of this run
     fp32_only = resolve_compute("auto").precision == "fp32"
     variants: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
         ("seed script", {}, SEEDS),
@@ -140,7 +142,7 @@ def bench_training(name: str, split: Any, work: Path, seed: int) -> dict[str, An
             seconds = time.perf_counter() - start
             per_seed.append({"seed": run_seed, "train_s": seconds, "ranking": fp32_ranking(model_dir, held_out),
                              **extra})
-            if label == "ours" and run_seed == seed:
+            if label == "ours" and run_seed == SEEDS[0]:
                 runs.setdefault("_model_dir", model_dir)
         runs[label] = {
             "per_seed": per_seed,
