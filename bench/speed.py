@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -216,15 +217,21 @@ def bench_dag(agro: Path, work: Path) -> dict[str, Any]:
     outcome = [line for line in (work / "dag.log").read_text().splitlines() if line.startswith("OUTCOME")]
     with sqlite3.connect(state / ".airflow" / "airflow.db") as db:
         durations = dict(db.execute("SELECT task_id, duration FROM task_instance WHERE duration IS NOT NULL"))
+        started, ended = db.execute("SELECT start_date, end_date FROM dag_run").fetchone()
+    # Two walls: the DAG run as Airflow records it (first task queued to run finished), and the whole make-run
+    # process, which adds this local runner's own set-up (Hub emulator start, DB migration, DAG parse).
+    run_wall = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
     work_s = float(durations.get("train", 0.0)) + float(durations.get("evaluate", 0.0))
     result = {
         "returncode": proc.returncode, "outcome": outcome[-1] if outcome else None, "wall_s": wall,
+        "dag_run_wall_s": run_wall,
         "train_s": durations.get("train"), "evaluate_s": durations.get("evaluate"),
         "tasks_s": {k: round(float(v), 2) for k, v in sorted(durations.items())},
         "overhead_s": wall - work_s, "overhead_share": (wall - work_s) / wall,
+        "dag_run_overhead_s": run_wall - work_s, "dag_run_overhead_share": (run_wall - work_s) / run_wall,
     }
-    log.info("dag on agro: wall %.1f s, train+evaluate %.1f s, overhead %.1f%%", wall, work_s,
-             100 * result["overhead_share"])
+    log.info("dag on agro: process wall %.1f s, DAG run %.1f s, train+evaluate %.1f s, overhead %.1f%% / %.1f%%",
+             wall, run_wall, work_s, 100 * result["overhead_share"], 100 * result["dag_run_overhead_share"])
     return result
 
 
@@ -249,9 +256,13 @@ def print_report(results: dict[str, Any], info: dict[str, Any]) -> None:
             print(f"  {label:<12} {run['seconds']:8.2f} s {run['pairs_per_s']:8.1f} pairs/s{extra}")
     if "dag" in results:
         d = results["dag"]
-        print(f"\nDAG on agro (defaults): wall {d['wall_s']:.1f} s, train {d['train_s']:.1f} s, evaluate "
-              f"{d['evaluate_s']:.1f} s, orchestration and other steps {d['overhead_s']:.1f} s = "
-              f"{100 * d['overhead_share']:.1f}% of the wall time; {d['outcome']}")
+        print(f"\nDAG on agro (defaults): train {d['train_s']:.1f} s, evaluate {d['evaluate_s']:.1f} s; {d['outcome']}")
+        print(f"  make-run process: wall {d['wall_s']:.1f} s, the rest {d['overhead_s']:.1f} s = "
+              f"{100 * d['overhead_share']:.1f}% of it")
+        print(f"  DAG run (metadata DB start to end): {d['dag_run_wall_s']:.1f} s, the rest "
+              f"{d['dag_run_overhead_s']:.1f} s = {100 * d['dag_run_overhead_share']:.1f}% of it")
+        others = {k: v for k, v in d["tasks_s"].items() if k not in ("train", "evaluate")}
+        print("  other tasks: " + ", ".join(f"{k} {v:.1f} s" for k, v in others.items()))
 
 
 def main() -> int:

@@ -14,5 +14,11 @@ so the FastAPI app and Airflow's API security module are imported only when the 
 from __future__ import annotations
 
 DAG_ID = "reranker_retrain"
+"""The weekly (and manually triggered) retraining DAG."""
+DAG_IDS: tuple[str, ...] = (DAG_ID, f"{DAG_ID}_on_labels")
+"""Every DAG of this project that runs the pipeline: the weekly DAG and its twin scheduled on the labels' Asset
+(``dags/reranker_retrain.py`` builds both; tests/dags checks this list against the DAG bag). The view lists the
+runs of all of them and their tasks get the links. Run ids are unique across them: the artifacts are keyed by
+run id alone (``artifacts/<run id>/``), and Airflow's run ids carry the run type and a timestamp."""
 URL_PREFIX = "/reranker"
 """Where the plugin's FastAPI app is mounted on the api-server (not one of Airflow's reserved prefixes)."""

@@ -35,7 +35,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reranker_monitoring import DAG_ID
+from reranker_monitoring import DAG_IDS
 from reranker_monitoring.links import base_path, plugin_prefix
 from reranker_monitoring.runs import (
     XCOM_KEYS,
@@ -53,10 +53,11 @@ from reranker_monitoring.runs import (
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
-# Airflow's authorization, per kind of data a route reveals (the DAG is fixed: this view is about one DAG).
-READ_RUNS = Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID))
-READ_XCOMS = Depends(requires_access_dag("GET", DagAccessEntity.XCOM, param_dag_id=DAG_ID))
-READ_TASKS = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE, param_dag_id=DAG_ID))
+# Airflow's authorization, per kind of data a route reveals: the view shows the runs of every DAG of the project
+# (DAG_IDS), so a route needs that access on each of them.
+READ_RUNS = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=d)) for d in DAG_IDS]
+READ_XCOMS = [Depends(requires_access_dag("GET", DagAccessEntity.XCOM, param_dag_id=d)) for d in DAG_IDS]
+READ_TASKS = [Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE, param_dag_id=d)) for d in DAG_IDS]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many of the newest runs")]
 
 
@@ -69,12 +70,13 @@ def _run_info(run: DagRun) -> DagRunInfo:
         start_date=run.start_date,
         end_date=run.end_date,
         conf=dict(run.conf or {}),
+        dag_id=run.dag_id,
     )
 
 
 def load_runs(session: Session, limit: int, run_id: str | None = None) -> list[DagRunInfo]:
-    """The newest ``limit`` runs of the DAG (or the one ``run_id``), newest first."""
-    query = select(DagRun).where(DagRun.dag_id == DAG_ID)
+    """The newest ``limit`` runs of the project's DAGs (or the one ``run_id``), newest first."""
+    query = select(DagRun).where(DagRun.dag_id.in_(DAG_IDS))
     if run_id is not None:
         query = query.where(DagRun.run_id == run_id)
     query = query.order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit)
@@ -88,7 +90,7 @@ def load_xcoms(session: Session, run_ids: Sequence[str]) -> dict[str, dict[tuple
         return found
     rows = session.execute(
         select(XComModel.run_id, XComModel.task_id, XComModel.key, XComModel.value).where(
-            XComModel.dag_id == DAG_ID,
+            XComModel.dag_id.in_(DAG_IDS),
             XComModel.run_id.in_(list(run_ids)),
             XComModel.task_id.in_(XCOM_TASK_IDS),
             XComModel.key.in_(XCOM_KEYS),
@@ -104,13 +106,13 @@ def assemble(session: Session, limit: int, run_id: str | None = None) -> list[Ru
     """The view's rows, newest first."""
     runs = load_runs(session, limit, run_id)
     xcoms = load_xcoms(session, [r.run_id for r in runs])
-    return build_records(runs, xcoms, dag_id=DAG_ID, prefix=plugin_prefix(), ui_base=base_path())
+    return build_records(runs, xcoms, dag_id=DAG_IDS[0], prefix=plugin_prefix(), ui_base=base_path())
 
 
 def _one(session: Session, run_id: str) -> RunRecord:
     records = assemble(session, 1, run_id)
     if not records:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{DAG_ID} has no run {run_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r} of {', '.join(DAG_IDS)}")
     return records[0]
 
 
@@ -118,31 +120,31 @@ def create_app() -> FastAPI:
     """The plugin's app; every route requires an Airflow user allowed to read the DAG's runs."""
     app = FastAPI(
         title="Reranker runs",
-        description=f"Runs of {DAG_ID}: data, metrics, gate outcome and Hub commit. Behind Airflow's auth.",
+        description=f"Runs of {', '.join(DAG_IDS)}: data, metrics, gate outcome and Hub commit. Behind Airflow's auth.",
         docs_url=None,
         redoc_url=None,
     )
 
-    @app.get("/", response_class=HTMLResponse, dependencies=[READ_RUNS, READ_XCOMS])
+    @app.get("/", response_class=HTMLResponse, dependencies=[*READ_RUNS, *READ_XCOMS])
     def runs_page(session: SessionDep, limit: Limit = DEFAULT_LIMIT) -> HTMLResponse:
         """The runs view: chart of the primary metric over runs, and the table of runs."""
         records = assemble(session, limit)
-        page = render_page(records, dag_id=DAG_ID, prefix=plugin_prefix(), ui_base=base_path(),
+        page = render_page(records, dag_id=DAG_IDS, prefix=plugin_prefix(), ui_base=base_path(),
                            generated_at=datetime.now(UTC))
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/runs", dependencies=[READ_RUNS, READ_XCOMS])
+    @app.get("/api/runs", dependencies=[*READ_RUNS, *READ_XCOMS])
     def runs_json(session: SessionDep, limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
         """The runs, newest first, as JSON."""
         records = assemble(session, limit)
-        return {"dag_id": DAG_ID, "total_entries": len(records), "runs": [r.to_dict() for r in records]}
+        return {"dag_ids": list(DAG_IDS), "total_entries": len(records), "runs": [r.to_dict() for r in records]}
 
-    @app.get("/api/runs/{run_id}", dependencies=[READ_RUNS, READ_XCOMS])
+    @app.get("/api/runs/{run_id}", dependencies=[*READ_RUNS, *READ_XCOMS])
     def run_json(run_id: str, session: SessionDep) -> dict[str, Any]:
         """One run as JSON (404 when the DAG has no such run)."""
         return _one(session, run_id).to_dict()
 
-    @app.get("/runs/{run_id}/model-card", dependencies=[READ_RUNS, READ_XCOMS])
+    @app.get("/runs/{run_id}/model-card", dependencies=[*READ_RUNS, *READ_XCOMS])
     def model_card(run_id: str, session: SessionDep) -> RedirectResponse:
         """Redirect to the model card of the run's Hub commit (404 when the run pushed nothing)."""
         record = _one(session, run_id)
@@ -150,19 +152,19 @@ def create_app() -> FastAPI:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id!r} pushed no model")
         return RedirectResponse(record.model_card_url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
-    @app.get("/runs/{run_id}/data-docs", dependencies=[READ_RUNS, READ_TASKS])
+    @app.get("/runs/{run_id}/data-docs", dependencies=[*READ_RUNS, *READ_TASKS])
     def data_docs_root(run_id: str) -> RedirectResponse:
         """The Data Docs' links are relative to their index page: send the folder's URL there."""
         return RedirectResponse(data_docs_url(plugin_prefix(), run_id))
 
-    @app.get("/runs/{run_id}/data-docs/{path:path}", dependencies=[READ_RUNS, READ_TASKS])
+    @app.get("/runs/{run_id}/data-docs/{path:path}", dependencies=[*READ_RUNS, *READ_TASKS])
     def data_docs(run_id: str, path: str, session: SessionDep) -> Response:
         """A file of the run's GX Data Docs; only files below that run's ``validate/data_docs`` are served.
 
         From the local folder or the object store the workers wrote to (read through fsspec here).
         """
         if not load_runs(session, 1, run_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{DAG_ID} has no run {run_id!r}")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r} of {', '.join(DAG_IDS)}")
         run_dir = local_run_dir(run_id)
         if run_dir is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "the artifacts store cannot be read from this server")

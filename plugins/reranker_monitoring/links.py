@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from airflow.sdk.bases.operatorlink import BaseOperatorLink
 
-from reranker_monitoring import DAG_ID, URL_PREFIX
+from reranker_monitoring import DAG_IDS, URL_PREFIX
 from reranker_monitoring.runs import data_docs_url, decode_xcom_value, local_run_dir, model_card_url
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def read_xcom(ti_key: Any, task_id: str, key: str = "return_value") -> Any:
 
 
 class _RerankerLink(BaseOperatorLink):
-    """A link that only ``task_id`` of the retraining DAG shows; the URL is built by :meth:`url`."""
+    """A link that only ``task_id`` of the retraining DAGs shows; the URL is built by :meth:`url`."""
 
     operators: ClassVar[list[type[Any]]] = []  # attached per task by the DAG (links_for), not to a whole class
     task_id: ClassVar[str] = ""
@@ -87,7 +87,7 @@ class _RerankerLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         """The URL for this task instance, or "" (the UI hides the button) when it has none."""
-        if ti_key.dag_id != DAG_ID or ti_key.task_id != self.task_id:
+        if ti_key.dag_id not in DAG_IDS or ti_key.task_id != self.task_id:
             return ""
         try:
             return self.url(ti_key)

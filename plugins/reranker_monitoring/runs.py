@@ -68,6 +68,8 @@ class DagRunInfo:
     start_date: datetime | None = None
     end_date: datetime | None = None
     conf: Mapping[str, Any] = field(default_factory=dict)
+    dag_id: str = ""
+    """The DAG the run belongs to ("": the ``dag_id`` given to :func:`build_records`)."""
 
 
 @dataclass
@@ -82,6 +84,7 @@ class RunRecord:
     end_date: str | None
     duration_s: float | None
     ui_url: str
+    dag_id: str = ""
     fingerprint: str | None = None
     fingerprint_short: str | None = None
     pairs: int | None = None
@@ -297,7 +300,7 @@ def build_record(
         info: the DAG run.
         xcoms: ``{(task_id, key): decoded value}`` of the run (see :data:`SOURCES`).
         run_dir: the run's artifact folder (None: XComs only).
-        dag_id: for the link to the run in the Airflow UI.
+        dag_id: the run's DAG, for the link to the run in the Airflow UI (``info.dag_id`` wins when set).
         prefix: URL path of the plugin app (for the Data Docs link).
         ui_base: URL path the Airflow UI is served under ("" at the root).
     """
@@ -313,7 +316,8 @@ def build_record(
         start_date=_iso(info.start_date),
         end_date=_iso(info.end_date),
         duration_s=duration,
-        ui_url=ui_run_url(ui_base, dag_id, info.run_id),
+        ui_url=ui_run_url(ui_base, info.dag_id or dag_id, info.run_id),
+        dag_id=info.dag_id or dag_id,
         sources=origin,
     )
     extract = found.get("extract") or {}
@@ -380,7 +384,10 @@ def build_records(
     ui_base: str = "",
     root: Any = None,
 ) -> list[RunRecord]:
-    """Rows for ``runs`` (kept in the given order); ``xcoms`` maps run id → that run's XComs."""
+    """Rows for ``runs`` (kept in the given order); ``xcoms`` maps run id → that run's XComs.
+
+    ``dag_id`` is the DAG of the runs that do not name theirs (``DagRunInfo.dag_id``).
+    """
     base = root if root is not None else artifacts_root()
     return [
         build_record(run, xcoms.get(run.run_id, {}), run_dir_for(run.run_id, base) if base is not None else None,
@@ -609,10 +616,10 @@ def _row(record: RunRecord) -> str:
     delta = "–" if record.delta_vs_champion is None else f"{record.delta_vs_champion:+.4f}"
     duration = f" · {record.duration_s:.0f} s" if record.duration_s is not None else ""
     return (
-        f'<tr class="run" data-run-id="{_e(record.run_id)}">'
+        f'<tr class="run" data-run-id="{_e(record.run_id)}" data-dag-id="{_e(record.dag_id)}">'
         f'<td><a class="rid" href="{_e(record.ui_url)}">{_e(record.run_id)}</a>'
         f'<div class="small">{_e(_short_time(record.run_after))} · {_e(record.run_type or "")}{_e(duration)}'
-        "</div></td>"
+        f'</div><div class="small dag">{_e(record.dag_id)}</div></td>'
         f'<td class="state-{_e(record.state)}">{_e(record.state)}</td>'
         f"<td>{data}</td><td>{validation}</td>"
         f'{_metric_cell(record, "candidate")}{_metric_cell(record, "champion")}{_metric_cell(record, "base")}'
@@ -620,21 +627,26 @@ def _row(record: RunRecord) -> str:
     )
 
 
-def render_page(records: Sequence[RunRecord], *, dag_id: str, prefix: str, ui_base: str = "",
+def render_page(records: Sequence[RunRecord], *, dag_id: str | Sequence[str], prefix: str, ui_base: str = "",
                 generated_at: datetime | None = None) -> str:
-    """The runs view: a chart of the primary metric over runs and a table of the runs, newest first."""
+    """The runs view: a chart of the primary metric over runs and a table of the runs, newest first.
+
+    ``dag_id``: the DAG, or the DAGs, whose runs these are (each linked in the header).
+    """
+    dag_ids = [dag_id] if isinstance(dag_id, str) else list(dag_id)
     primary = next((r.primary_metric for r in records if r.candidate), PRIMARY_METRIC_FALLBACK)
     stamp = f" · generated {generated_at:%Y-%m-%d %H:%M:%S %Z}" if generated_at else ""
     newest_first = list(reversed(chronological(records)))
     rows = "".join(_row(r) for r in newest_first) or (
         '<tr><td colspan="10" class="small">No runs of this DAG yet.</td></tr>')
-    dag_link = f"{ui_base.rstrip('/')}/dags/{quote(dag_id, safe='')}"
+    dag_links = ", ".join(
+        f'<a href="{_e(ui_base.rstrip("/"))}/dags/{_e(quote(d, safe=""))}"><code>{_e(d)}</code></a>' for d in dag_ids)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Reranker runs · {_e(dag_id)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Reranker runs · {_e(", ".join(dag_ids))}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
 <h1>Reranker retraining runs</h1>
-<p class="sub">DAG <a href="{_e(dag_link)}"><code>{_e(dag_id)}</code></a> · {len(records)} run(s) · primary metric
+<p class="sub">DAG{"s" if len(dag_ids) > 1 else ""} {dag_links} · {len(records)} run(s) · primary metric
 <b>{_e(primary)}</b> · from Airflow's DAG runs and XComs (the runs' artifacts where an XCom is missing){_e(stamp)} ·
 <a href="{_e(prefix.rstrip('/'))}/api/runs">JSON</a></p>
 {render_metric_chart(records, primary)}

@@ -163,3 +163,19 @@ def test_the_asset_scheduled_twin_runs_on_the_labels_asset_never_on_its_own() ->
     assert labels.uri not in snapshot_outlets
     assert sorted(twin.task_dict) == sorted(weekly.task_dict)
     assert weekly.timetable.expression == "0 0 * * 0"
+
+
+def test_the_monitoring_plugin_serves_every_dag_that_runs_the_pipeline() -> None:
+    """The plugin cannot import the DAG file (it runs in the api-server); its list of DAGs must match the bag's
+    DAGs that publish a model, or a new twin would again get no links and no runs in the view."""
+    import importlib
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    if str(ROOT / "plugins") not in sys.path:
+        sys.path.insert(0, str(ROOT / "plugins"))
+    monitoring = importlib.import_module("reranker_monitoring")
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    pipelines = {dag_id for dag_id, dag in bag.dags.items() if "publish" in dag.task_dict}
+    assert pipelines == set(monitoring.DAG_IDS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -66,3 +67,17 @@ def test_labels_asset_events_trigger_the_twin_from_an_outlet_and_from_rest(stack
     snapshot = stack_client.request("GET", "/api/v2/assets", params={"name_pattern": "reranker_training_snapshot"})
     for asset in snapshot.json()["assets"]:
         assert not any(d.get("dag_id") == TWIN for d in asset.get("scheduled_dags") or []), asset
+
+    # The monitoring view serves the twin too: its runs are listed, under its own DAG id, linking to its pages,
+    # and its tasks' links answer through the REST API (the runs were stopped early: no link has a URL yet).
+    body = stack_client.request("GET", "/reranker/api/runs", params={"limit": 100}).json()
+    assert TWIN in body["dag_ids"]
+    by_id = {run["run_id"]: run for run in body["runs"]}
+    for triggered in (first, second):
+        listed = by_id[triggered["dag_run_id"]]
+        assert listed["dag_id"] == TWIN
+        assert f"/dags/{TWIN}/runs/" in listed["ui_url"]
+        one = stack_client.request("GET", f"/reranker/api/runs/{quote(triggered['dag_run_id'], safe='')}").json()
+        assert one["dag_id"] == TWIN
+    path = f"/api/v2/dags/{TWIN}/dagRuns/{quote(first['dag_run_id'], safe='')}/taskInstances/publish/links"
+    assert set(dict(stack_client.request("GET", path).json()["extra_links"])) == {"Hub commit", "Model card"}

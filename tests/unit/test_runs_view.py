@@ -338,3 +338,33 @@ def test_every_route_requires_airflow_auth() -> None:
                      f"/runs/{RUN1}/data-docs/index.html", f"/runs/{RUN1}/data-docs"):
             response = client.get(path, follow_redirects=False)
             assert response.status_code == 401, (path, response.status_code, response.text)
+
+
+def test_the_twin_dags_tasks_get_the_links_and_its_runs_link_to_their_own_dag(
+    links: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The asset-scheduled twin runs the same pipeline: its publish and validate show the same buttons, and its
+    runs in the view link to the twin's run page (the bug: the plugin served ``reranker_retrain`` only)."""
+    twin = f"{DAG_ID}_on_labels"
+    assert monitoring.DAG_IDS == (DAG_ID, twin)
+    sha = "f" * 40
+    xcoms = {"publish": {"repo_id": "local/rr", "commit_sha": sha, "commit_url": f"{HUB}/local/rr/commit/{sha}"},
+             "validate": {"data_docs_path": "/a/index.html"}}
+    monkeypatch.setattr(links, "base_path", lambda: "")
+    monkeypatch.setenv("RERANKER_ARTIFACTS_ROOT", str(tmp_path))
+    assert links.HubCommitLink().get_link(None, ti_key=_RunningTI("publish", xcoms, dag_id=twin)) == (
+        f"{HUB}/local/rr/commit/{sha}")
+    assert links.DataDocsLink().get_link(None, ti_key=_RunningTI("validate", xcoms, dag_id=twin)).endswith(
+        "/data-docs/index.html")
+
+    weekly_run = DagRunInfo(run_id=RUN1, state="success", run_after=T0, dag_id=DAG_ID)
+    twin_run = DagRunInfo(run_id="asset_triggered__2026-12-02T10:00:00+00:00", state="success",
+                          run_after=T0 + timedelta(days=1), dag_id=twin)
+    records = build_records([twin_run, weekly_run], {}, dag_id=DAG_ID, prefix=URL_PREFIX, root=tmp_path)
+    assert [r.dag_id for r in records] == [twin, DAG_ID]
+    assert records[0].ui_url == f"/dags/{twin}/runs/asset_triggered__2026-12-02T10%3A00%3A00%2B00%3A00"
+    assert records[1].ui_url.startswith(f"/dags/{DAG_ID}/runs/")
+    assert records[0].to_dict()["dag_id"] == twin
+    page = render_page(records, dag_id=monitoring.DAG_IDS, prefix=URL_PREFIX)
+    assert f'href="/dags/{twin}"' in page and f'href="/dags/{DAG_ID}"' in page
+    assert f'data-dag-id="{twin}"' in page and f'data-dag-id="{DAG_ID}"' in page
