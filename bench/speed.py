@@ -109,8 +109,9 @@ SEED_OFFSETS = (0, 1)
 
 
 def bench_training(name: str, split: Any, work: Path, seed: int) -> dict[str, Any]:
-    """Seed script vs our train step, on the seed recipe's hyperparameters, over seeds --seed + SEED_OFFSETS (seed-to-seed noise of
-    one epoch on a few hundred pairs is larger than the 0.01 asked for, so quality is compared as a mean).
+    """Seed script vs our train step, on the seed recipe's hyperparameters, over seeds --seed + SEED_OFFSETS
+    (seed-to-seed noise of one epoch on a few hundred pairs is larger than the 0.01 asked for, so quality is
+    compared as a mean).
 
     Time is the wall time of the whole call (model load, tokenizing, training, saving) for both.
     """

@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     conf = with_local_approval(load_conf(args.conf, args.conf_file))
-    print(f"approval of borderline candidates: {conf['approval']} (conf key 'approval'; nobody is asked under make run)")
+    print(f"approval of borderline candidates: {conf['approval']} "
+          "(conf key 'approval'; nobody is asked under make run)")
     sys.path.insert(0, str(ROOT))
     from reranker_tasks.config import load_run_config
     from reranker_tasks.errors import ConfigError
