@@ -219,7 +219,7 @@ def bench_dag(agro: Path, work: Path) -> dict[str, Any]:
     with sqlite3.connect(state / ".airflow" / "airflow.db") as db:
         durations = dict(db.execute("SELECT task_id, duration FROM task_instance WHERE duration IS NOT NULL"))
         started, ended = db.execute("SELECT start_date, end_date FROM dag_run").fetchone()
-    # Two walls: the DAG run as Airflow records it (first task queued to run finished), and the whole make-run
+    # Two walls: the DAG run as Airflow records it (its start_date to its end_date), and the whole make-run
     # process, which adds this local runner's own set-up (Hub emulator start, DB migration, DAG parse).
     run_wall = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
     work_s = float(durations.get("train", 0.0)) + float(durations.get("evaluate", 0.0))

@@ -232,7 +232,7 @@ class TrainConfig:
     #: Dropout on the attention probabilities while training (the base model's config has 0.1 for BERT).
     #: 0 lets PyTorch's fused attention kernel run the training step; with dropout on, it falls back to the
     #: unfused path that materialises and masks the full attention matrix: 2.7x the step time at 400 tokens
-    #: on the 2-core CPU (docs/speed.md). Quality effect measured by bench/speed.py.
+    #: on the 2-core CPU. Speed and quality side by side: bench/speed.py, bench/README.md ("Speed").
     attention_dropout: float = 0.0
 
     def __post_init__(self) -> None:
