@@ -18,6 +18,11 @@ The last line printed is the outcome, in one of these forms::
     OUTCOME: failed at <task>: <message>
 
 Exit status 0 unless the run failed (1), or the conf was rejected before any work (2).
+
+Console: Airflow's own log (every structlog line of the scheduler loop, task runner and libraries) goes to a file
+under ``.airflow/logs/make-run/`` whose path is printed first; the console gets one line per task start and end,
+training's dev evaluations, warnings and errors from our steps, then the summary and the outcome.
+``--verbose`` (or ``VERBOSE=1``) prints everything to the console instead.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +269,84 @@ def migrate_db() -> None:
         raise SystemExit(f"migrating the Airflow metadata DB failed: {type(exc).__name__}: {exc}") from exc
 
 
+#: A structlog console line: ``<timestamp> [<level>   ] <message> [<logger>] key=value ...``.
+_LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[(?P<logger>[\w.]+)\]")
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task>\w+)")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\w+)")
+#: Messages of our steps worth a console line while a task runs (the rest is in the log file).
+_PROGRESS = ("training ", "model selection: ", "dev evaluation at step", "hard negatives: mined", "stopping early")
+
+
+def progress_line(line: str, started: dict[str, float], now: float) -> str | None:
+    """The console line for one line of Airflow's log, or None when it belongs in the log file only.
+
+    ``started`` maps task ids to their start time; it is updated here, so the end line can say how long it took.
+    """
+    if match := _TASK_START.search(line):
+        started[match["task"]] = now
+        return f"  {match['task']} ..."
+    if match := _TASK_END.search(line):
+        took = now - started.pop(match["task"], now)
+        return f"  {match['task']} done in {took:.1f} s"
+    match = _LOG_LINE.match(line)
+    if match is None:
+        return None
+    level, message, logger = match["level"].lower(), match["message"], match["logger"]
+    ours = logger.startswith("reranker_tasks") or logger.startswith("dags")
+    if ours and level in ("warning", "error", "critical"):
+        return f"    {level}: {message[:400]}"
+    if ours and message.startswith(_PROGRESS):
+        return f"    {message[:400]}"
+    return None
+
+
+@contextmanager
+def quiet_console(log_path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors, so libraries and child processes too) to
+    ``log_path``; a thread reads the file as it grows and prints ``progress_line``s to the real console."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    saved_err = os.dup(2)
+    log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in finally, after the descriptors are back
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    done = threading.Event()
+
+    def follow() -> None:
+        started: dict[str, float] = {}
+        with open(log_path, encoding="utf-8", errors="replace") as reader:
+            pending = ""
+            while True:
+                chunk = reader.read()
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        if (text := progress_line(line, started, time.monotonic())) is not None:
+                            console.write(text + "\n")
+                elif done.is_set():
+                    return
+                else:
+                    time.sleep(0.2)
+
+    follower = threading.Thread(target=follow, name="console-progress", daemon=True)
+    follower.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        done.set()
+        follower.join(timeout=10)
+        os.dup2(console.fileno(), 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_err)
+        console.close()
+        log.close()
+
+
 def _outcome_files(run_id: str) -> Path:
     """A local folder with the run's JSON records: the run's own folder, or (artifacts in an object store) a
     download of just its ``.json`` files, which is all the outcome and the summary read."""
@@ -282,11 +368,19 @@ def _outcome_files(run_id: str) -> Path:
 
 
 def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -> tuple[str, int, str]:
-    """Run the DAG once with ``dag.test`` (Airflow env already in ``os.environ``).
+    """Run the DAG once with ``dag.test`` (Airflow env already in ``os.environ``); print the run's summary.
 
     Returns:
         ``(outcome line, exit status, run id)``.
     """
+    outcome, status, run_id, summary = _run(conf, mark_success_pattern)
+    if summary:
+        print("\n".join(summary))
+    return outcome, status, run_id
+
+
+def _run(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -> tuple[str, int, str, list[str]]:
+    """``run_once`` without the printing: also returns the summary lines (empty when no run was made)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags" / "reranker_retrain.py"))
@@ -303,18 +397,19 @@ def run_once(conf: Mapping[str, Any], mark_success_pattern: str | None = None) -
         dag_run = dag.test(run_conf=with_local_approval(conf), mark_success_pattern=mark_success_pattern)
     except ParamValidationError as exc:  # Airflow checks the conf against the Params before creating the run
         message = " ".join(str(exc).split("\n\n")[0].split())
-        return f"OUTCOME: failed at conf: {message}", 2, ""
+        return f"OUTCOME: failed at conf: {message}", 2, "", []
     run_dir = _outcome_files(dag_run.run_id)
     failed = [ti.task_id for ti in dag_run.get_task_instances() if str(ti.state) in ("failed", "upstream_failed")]
     outcome, status = read_outcome(run_dir, str(dag_run.state), failed)
-    print("\n".join(summary_lines(run_dir)))
-    return outcome, status, dag_run.run_id
+    return outcome, status, dag_run.run_id, summary_lines(run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conf", default=os.environ.get("CONF") or None, help="DAG-run conf as a JSON object")
     parser.add_argument("--conf-file", default=os.environ.get("CONF_FILE") or None, help="file holding the conf")
+    parser.add_argument("--verbose", action="store_true", default=os.environ.get("VERBOSE", "") not in ("", "0"),
+                        help="print Airflow's whole log to the console instead of a file (also VERBOSE=1)")
     args = parser.parse_args(argv)
 
     conf = with_local_approval(load_conf(args.conf, args.conf_file))
@@ -341,8 +436,18 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(hub_connection_env(ensure_token(hub_root)))
         os.environ.update(labels_db_env(state))
         os.environ.pop("HF_HUB_OFFLINE", None)
-        migrate_db()
-        outcome, status, _ = run_once(conf)
+        if args.verbose:
+            migrate_db()
+            outcome, status, _ = run_once(conf)
+        else:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            log_path = state / ".airflow" / "logs" / "make-run" / f"{stamp}-{os.getpid()}.log"
+            print(f"Airflow's log: {log_path} (VERBOSE=1 prints it here)", flush=True)
+            with quiet_console(log_path):
+                migrate_db()
+                outcome, status, _, summary = _run(conf)
+            if summary:
+                print("\n".join(summary))
     print(outcome, flush=True)
     return status
 

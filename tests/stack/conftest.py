@@ -8,14 +8,24 @@ report; the start-up timings are printed in the terminal summary.
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.smtp_sink import SmtpSink
-from tests.stack.airflow_stack import BASE_COMPONENTS, AirflowClient, AirflowStack, StackOptions, start_airflow_stack
+from tests.stack.airflow_stack import (
+    BASE_COMPONENTS,
+    DAG_ID,
+    AirflowClient,
+    AirflowStack,
+    StackOptions,
+    start_airflow_stack,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
@@ -32,6 +42,7 @@ TRAIN_QUEUE = "gpu"
 #: Alerts of the stack's runs go here (tests/smtp_sink.py); the deadline is short enough that every run misses it.
 ALERT_TO = "oncall@example.com"
 DEADLINE_MAX_H = "0.005"  # 18 s after a run was queued: "running too long", sent by the triggerer
+RUN_TIMEOUT_S = 900.0
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +113,44 @@ def tiny_conf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.support import tiny_run_inputs
 
     return tiny_run_inputs(tmp_path_factory.mktemp("stack-inputs"))[1]
+
+
+@dataclass(frozen=True)
+class TwoRuns:
+    repo: str
+    promoted: str
+    rejected: str
+    commit_sha: str
+    commit_url: str
+
+
+@pytest.fixture(scope="session")
+def two_runs(stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub) -> TwoRuns:
+    """Run 1 promotes and pushes; run 2, on the same data, is not promoted. Both are evaluated.
+
+    One pair for the session: the smoke test checks the first run's execution (queues, workers, store, alert),
+    the UI tests both runs' links and views. A full run costs about a minute of CI, so they share it.
+    """
+    from huggingface_hub import HfApi
+
+    repo = f"local/stack-runs-{uuid.uuid4().hex[:8]}"
+    conf = {**tiny_conf, "hub_repo_id": repo, "approval": "reject"}
+    stack_client.unpause(DAG_ID)
+    began = time.perf_counter()
+    first = stack_client.trigger_dag(DAG_ID, conf)
+    stack_client.wait_for_run(DAG_ID, first, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
+    print(f"run {first} succeeded in {time.perf_counter() - began:.1f} s")
+    second = stack_client.trigger_dag(DAG_ID, conf)
+    stack_client.wait_for_run(DAG_ID, second, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
+    print(f"two runs in {time.perf_counter() - began:.1f} s: {first}, {second}")
+
+    states = stack_client.task_instances(DAG_ID, first)
+    assert states["publish"] == "success", stack_client.describe_run(DAG_ID, first)
+    states = stack_client.task_instances(DAG_ID, second)
+    assert states["publish"] == "skipped", stack_client.describe_run(DAG_ID, second)
+    head = HfApi(endpoint=local_hub.endpoint, token=local_hub.token).list_repo_commits(repo, revision="main")[0]
+    assert first in (head.message or "")
+    return TwoRuns(repo, first, second, head.commit_id, f"{local_hub.endpoint}/{repo}/commit/{head.commit_id}")
 
 
 @pytest.hookimpl(hookwrapper=True)

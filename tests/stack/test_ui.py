@@ -1,7 +1,8 @@
 """Monitoring in the Airflow UI, on the real deployment: the plugin's extra links, runs view and Data Docs.
 
-Two runs are triggered over REST with the same data (``tiny_conf``, ``approval=reject``): the first is promoted and
-pushed to the Hub emulator, the second (same data, same seed: no better than the champion it made) is not. Then:
+The session's ``two_runs`` (``tests/stack/conftest.py``: triggered over REST with the same data, ``tiny_conf`` and
+``approval=reject``): the first is promoted and pushed to the Hub emulator, the second (same data, same seed: no
+better than the champion it made) is not. Then:
 
 * the plugin's endpoints answer 401 without credentials and list both runs with their metrics with them;
 * the extra links resolve through ``/api/v2/.../links`` to the Hub commit, its model card and the run's Data Docs;
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from tests.stack.airflow_stack import DAG_ID, AirflowClient, AirflowStack
+from tests.stack.conftest import TwoRuns
 
 if TYPE_CHECKING:
     from tests.conftest import LocalHub
@@ -41,41 +41,8 @@ SHOTS = ("01-dag-run", "02-publish-extra-links", "03-model-card-on-hub", "04-gx-
          "05-runs-view-in-airflow-ui", "06-runs-view")
 
 
-@dataclass(frozen=True)
-class TwoRuns:
-    repo: str
-    promoted: str
-    rejected: str
-    commit_sha: str
-    commit_url: str
-
-
 def _q(value: str) -> str:
     return quote(value, safe="")
-
-
-@pytest.fixture(scope="module")
-def two_runs(stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub) -> TwoRuns:
-    """Run 1 promotes and pushes; run 2, on the same data, is not promoted. Both are evaluated."""
-    from huggingface_hub import HfApi
-
-    repo = f"local/stack-ui-{uuid.uuid4().hex[:8]}"
-    conf = {**tiny_conf, "hub_repo_id": repo, "approval": "reject"}
-    stack_client.unpause(DAG_ID)
-    began = time.perf_counter()
-    first = stack_client.trigger_dag(DAG_ID, conf)
-    stack_client.wait_for_run(DAG_ID, first, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
-    second = stack_client.trigger_dag(DAG_ID, conf)
-    stack_client.wait_for_run(DAG_ID, second, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
-    print(f"two runs in {time.perf_counter() - began:.1f} s: {first}, {second}")
-
-    states = stack_client.task_instances(DAG_ID, first)
-    assert states["publish"] == "success", stack_client.describe_run(DAG_ID, first)
-    states = stack_client.task_instances(DAG_ID, second)
-    assert states["publish"] == "skipped", stack_client.describe_run(DAG_ID, second)
-    head = HfApi(endpoint=local_hub.endpoint, token=local_hub.token).list_repo_commits(repo, revision="main")[0]
-    assert first in (head.message or "")
-    return TwoRuns(repo, first, second, head.commit_id, f"{local_hub.endpoint}/{repo}/commit/{head.commit_id}")
 
 
 def test_plugin_endpoints_require_airflow_auth(airflow_stack: AirflowStack, two_runs: TwoRuns) -> None:
