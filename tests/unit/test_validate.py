@@ -610,7 +610,7 @@ def test_long_fraction_reported_under_the_limit(tmp_path: Path, caplog: pytest.L
 
 
 def test_long_documents_measured_on_a_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("reranker_tasks.validate.LONG_SAMPLE_ROWS", 12)
+    monkeypatch.setattr("reranker_tasks.validate.lengths.LONG_SAMPLE_ROWS", 12)  # read where it is used
     summary = run_passing(tmp_path, long_documents(make_frame(), every=10), ValidateConfig(max_length=32))
     report = json.loads(Path(summary.report_path).read_text(encoding="utf-8"))
     message = next(c["message"] for c in report["dataset_checks"] if c["check"] == "long_documents")
