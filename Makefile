@@ -16,9 +16,11 @@ $(PY):
 
 # Reinstall when the dependency declaration or the lock changes. torch is pinned to 2.13.0 in the
 # lock, so pip takes the local CPU wheel instead of pulling several GB of CUDA packages.
+# --no-compile: byte-compiling every module of torch, Airflow and transformers up front costs a fresh machine
+# (and CI's clean clone) time for files never imported; Python compiles what it imports on first use.
 $(STAMP): $(PY) pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[airflow,demo,dev,bench]"
+	$(PY) -m pip install --quiet --no-compile torch==2.13.0
+	$(PY) -m pip install --quiet --no-compile -c constraints.txt -e ".[airflow,demo,dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

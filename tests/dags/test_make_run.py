@@ -57,6 +57,12 @@ def test_make_run_on_a_bad_file_names_the_expectation_and_pushes_nothing(tmp_pat
     assert "expect_column_values_to_not_match_regex(document, blank): 1 of 60 rows fail, source rows [9]" in last
     # Also printed in full above the outcome line, as the user reads it.
     assert "task validate failed (DataValidationFailed, try 1)" in done.stdout
+    # The console shows progress, not Airflow's log: that went to the file whose path comes first.
+    first = next((line for line in done.stdout.splitlines() if line.startswith("Airflow's log: ")), "")
+    assert "VERBOSE=1" in first, done.stdout[:2000]
+    log = Path(first.removeprefix("Airflow's log: ").split(" (VERBOSE=1")[0])
+    assert "[DAG TEST] starting task_id=validate" in log.read_text()
+    assert "[DAG TEST]" not in output and "  validate ..." in done.stdout and "  extract done in " in done.stdout
     assert _hub_ls(tmp_path).strip() == "no repos"
 
 

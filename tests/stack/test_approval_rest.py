@@ -3,6 +3,7 @@
 The repo's champion is the untuned tiny BERT (``seed_untuned_champion``) and ``min_gain`` is 0.99, so the gate
 says *needs approval*, deterministically. ``approval`` is left at its default, ``wait``: the scheduler-run DAG
 parks ``await_approval`` until someone answers through the HITL endpoint (what the UI's Approve button calls).
+A rejection over REST is tested on test_resume.py's borderline run (one full run less).
 """
 
 from __future__ import annotations
@@ -59,14 +60,3 @@ def test_a_person_approves_over_rest_and_the_candidate_is_pushed(
     assert head.commit_id != seeded and run_id in (head.message or "")
     card = Path(hf_hub_download(repo, "README.md", revision=head.commit_id, token=local_hub.token)).read_text()
     assert "promoted after approval by admin (a person in the Airflow UI)" in card, card[:3000]
-
-
-def test_a_person_rejects_over_rest_and_nothing_is_pushed(
-    stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub, tmp_path: Path
-) -> None:
-    api, repo, seeded, run_id = _borderline_run(stack_client, tiny_conf, local_hub, tmp_path)
-    stack_client.patch_hitl_details(DAG_ID, run_id, "await_approval", ["Reject"])
-    stack_client.wait_for_run(DAG_ID, run_id, ("success",), timeout=RUN_TIMEOUT_S)
-    states = stack_client.task_instances(DAG_ID, run_id)
-    assert states["model_card"] == "skipped" and states["publish"] == "skipped", states
-    assert [c.commit_id for c in api.list_repo_commits(repo, revision="main")][0] == seeded

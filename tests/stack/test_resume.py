@@ -16,8 +16,9 @@ import re
 import signal
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -25,6 +26,10 @@ import pytest
 from reranker_tasks.paths import read_json, safe_run_name
 from reranker_tasks.train import CHECKPOINT_INPUTS_FILE, CHECKPOINTS_DIR, MANIFEST_FILE, find_resumable_checkpoint
 from tests.stack.airflow_stack import DAG_ID, AirflowClient, AirflowStack
+from tests.support import seed_untuned_champion
+
+if TYPE_CHECKING:
+    from tests.conftest import LocalHub  # importing conftest again would re-run its set-up
 
 pytestmark = pytest.mark.slow
 RUN_TIMEOUT_S = 900.0
@@ -32,6 +37,7 @@ CHECKPOINT_TIMEOUT_S = 600.0
 # 120 steps of a tiny BERT, a checkpoint every 10: the kill lands right after the first one, 110 steps before the end
 # (seconds even on an idle box, while finding and killing the process takes well under one).
 LONGER = {"epochs": 4.0, "checkpoint_steps": 10, "dev_fraction": 0.0, "hard_negatives": False}
+WAITING = ("awaiting_input", "deferred")
 _RESUMED = re.compile(r"resuming from checkpoint (\S+/checkpoint-(\d+)) \(step (\d+) of (\d+)\)")
 
 
@@ -76,15 +82,34 @@ def _task_process(stack: AirflowStack, ti_id: str) -> psutil.Process:
     return found[0]
 
 
-def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
-    airflow_stack: AirflowStack, stack_client: AirflowClient, tiny_conf: dict[str, Any]
-) -> None:
-    conf = {**tiny_conf, **LONGER, "hub_repo_id": f"local/stack-resume-{uuid.uuid4().hex[:8]}", "dry_run": True,
-            "approval": "reject"}
+@dataclass(frozen=True)
+class KilledRun:
+    run_id: str
+    first_try_id: str
+    seen_step: int
+    repo: str
+    seeded: str  # the champion's commit: still main's head when nothing was pushed
+
+
+@pytest.fixture(scope="module")
+def killed_run(
+    airflow_stack: AirflowStack, stack_client: AirflowClient, tiny_conf: dict[str, Any], local_hub: LocalHub,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> KilledRun:
+    """A borderline run (weak champion, ``min_gain`` 0.99, as in test_approval_rest.py) whose train task process
+    is SIGKILLed after its first complete checkpoint; returned once the retried run waits for a person.
+
+    Borderline so that the same run also shows a rejection over REST (the test below): one run less in CI."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=local_hub.endpoint, token=local_hub.token)
+    repo = f"local/stack-resume-{uuid.uuid4().hex[:8]}"
+    seeded = seed_untuned_champion(api, repo, Path(tiny_conf["base_model"]), tmp_path_factory.mktemp("champion"),
+                                   "run-20260101T000000Z-00000000")
+    conf = {**tiny_conf, **LONGER, "hub_repo_id": repo, "min_gain": 0.99}
     stack_client.unpause(DAG_ID)
     run_id = stack_client.trigger_dag(DAG_ID, conf)
 
-    # The try's id first (it names the task process), so nothing but a local poll stands between checkpoint and kill.
     stack_client.wait_for_task_state(DAG_ID, run_id, "train", ("running",), timeout=RUN_TIMEOUT_S)
     first = stack_client.task_instance(DAG_ID, run_id, "train")
     assert first["try_number"] == 1, first
@@ -94,11 +119,17 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
     task_process.send_signal(signal.SIGKILL)
     task_process.wait(30)
     assert supervisor is not None and supervisor.is_running(), "only the task process was killed, not its supervisor"
+    stack_client.wait_for_task_state(DAG_ID, run_id, "await_approval", WAITING, timeout=RUN_TIMEOUT_S)
+    return KilledRun(run_id, first["id"], seen_step, repo, seeded)
 
-    stack_client.wait_for_run(DAG_ID, run_id, ("success",), timeout=RUN_TIMEOUT_S, fail_on_input_wait=True)
+
+def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
+    airflow_stack: AirflowStack, stack_client: AirflowClient, killed_run: KilledRun
+) -> None:
+    run_id, seen_step = killed_run.run_id, killed_run.seen_step
     train = stack_client.task_instance(DAG_ID, run_id, "train")
     assert (train["state"], train["try_number"]) == ("success", 2), train
-    assert train["id"] != first["id"]
+    assert train["id"] != killed_run.first_try_id
 
     retry_log = stack_client.task_log(DAG_ID, run_id, "train", try_number=2)
     resumed = _RESUMED.search(retry_log)
@@ -118,5 +149,18 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_checkpoint(
     manifest = read_json(run_dir / "train" / "model" / MANIFEST_FILE)
     assert manifest["resumed_from_step"] == step and manifest["result"]["global_step"] == max_steps
     assert not (run_dir / "train" / CHECKPOINTS_DIR).exists(), "checkpoints are removed once the model is saved"
+
+
+def test_a_person_rejects_over_rest_and_nothing_is_pushed(
+    stack_client: AirflowClient, killed_run: KilledRun, local_hub: LocalHub
+) -> None:
+    from huggingface_hub import HfApi
+
+    run_id = killed_run.run_id
+    stack_client.patch_hitl_details(DAG_ID, run_id, "await_approval", ["Reject"])
+    stack_client.wait_for_run(DAG_ID, run_id, ("success",), timeout=RUN_TIMEOUT_S)
     states = stack_client.task_instances(DAG_ID, run_id)
+    assert states["model_card"] == "skipped" and states["publish"] == "skipped", states
     assert states["prune"] == "success", states
+    commits = HfApi(endpoint=local_hub.endpoint, token=local_hub.token).list_repo_commits(killed_run.repo)
+    assert commits[0].commit_id == killed_run.seeded
