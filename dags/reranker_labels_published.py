@@ -18,18 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from reranker_tasks.config import labels_uri
-
-LABELS_ASSET = Asset(name="reranker_labels", uri=labels_uri())
+from reranker_airflow.defaults import LABELS_ASSET, START_DATE
 
 
 @dag(
     dag_id=Path(__file__).stem,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     doc_md=__doc__,
     tags=["ml", "reranker", "labels"],

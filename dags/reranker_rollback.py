@@ -18,30 +18,16 @@ The task body is one call into `reranker_tasks.rollback`; its result is in
 
 from __future__ import annotations
 
-import contextlib
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pendulum
-from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-HUB_CONN_ID = "huggingface_default"
+from reranker_airflow.context import artifact_store, hub_token
+from reranker_airflow.defaults import ROLLBACK_RETRY_POLICY, START_DATE, default_args
+
 HUB = "Hugging Face Hub"
-
-# A bad tag, a missing token or a lost compare-and-swap cannot be fixed by running the same task again: fail at
-# once. Anything else (network, Hub 5xx, a killed worker) keeps the normal retries; a retry that finds its own
-# commit already on main reuses it.
-RETRY_POLICY = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception="reranker_tasks.errors.PermanentError",
-            action=RetryAction.FAIL,
-            reason="configuration error or main moved: a retry cannot fix it",
-        )
-    ]
-)
 
 PARAMS = {
     "hub_repo_id": Param(
@@ -56,62 +42,35 @@ PARAMS = {
 }
 
 
-def _hub_token() -> str | None:
-    """The Hub token from the connection, else from HF_TOKEN; masked in every log either way."""
-    from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException
-    from airflow.sdk.log import mask_secret
-
-    token: str | None = None
-    with contextlib.suppress(AirflowNotFoundException):
-        token = Connection.get(HUB_CONN_ID).password or None
-    token = token or os.environ.get("HF_TOKEN") or None
-    if token:
-        mask_secret(token)
-    return token
-
-
 @dag(
     dag_id=Path(__file__).stem,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
     params=PARAMS,
     doc_md=__doc__,
     tags=["ml", "reranker", "rollback"],
-    default_args={
-        "retries": 2,
-        # A deployment setting shared with the retraining DAG (tests shorten it).
-        "retry_delay": timedelta(seconds=float(os.environ.get("RERANKER_RETRY_DELAY_S", "60"))),
-        "retry_exponential_backoff": 2.0,
-        "retry_policy": RETRY_POLICY,
-        "execution_timeout": timedelta(hours=1),
-    },
+    # A bad tag, a missing token or a lost compare-and-swap fail at once (ROLLBACK_RETRY_POLICY); anything else keeps
+    # the retries, and a retry that finds its own commit already on main reuses it.
+    default_args=default_args(execution_timeout=timedelta(hours=1), retry_policy=ROLLBACK_RETRY_POLICY),
 )
 def reranker_rollback() -> None:
     @task
     def rollback() -> dict[str, Any]:
         """Commit the tag's files on main over the head read at the start, and tag the new commit."""
         from reranker_tasks.rollback import rollback_to_tag
-        from reranker_tasks.storage import ArtifactStore, artifacts_location, names_connection
 
         context = get_current_context()
         params = context["params"]
         run_id = context["run_id"]
-        location: Any = artifacts_location()
-        if names_connection(location):  # s3://conn_id@bucket/…: credentials from that Airflow connection
-            from airflow.sdk import ObjectStoragePath
-
-            location = ObjectStoragePath(location)
-        store = ArtifactStore.from_location(location)
         # The tag's files are a download from the Hub: not copied into the store.
-        with store.run(run_id) as arts, arts.writing("rollback", exclude=["snapshot"]) as out_dir:
+        with artifact_store().run(run_id) as arts, arts.writing("rollback", exclude=["snapshot"]) as out_dir:
             result = rollback_to_tag(
                 params["hub_repo_id"],
                 params["tag"],
-                token=_hub_token(),
+                token=hub_token(),
                 run_id=run_id,
                 out_dir=out_dir,
             )

@@ -320,7 +320,7 @@ def test_dockerfile_extends_airflow_332_and_installs_with_constraints() -> None:
     froms = [rest for keyword, rest in instructions if keyword == "FROM"]
     assert froms and froms[0].startswith("apache/airflow:3.3.2"), froms
     copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
-    for path in ("pyproject.toml", "constraints.txt", "reranker_tasks/", "hub_emulator/"):
+    for path in ("pyproject.toml", "constraints.txt", "reranker_tasks/", "reranker_airflow/", "hub_emulator/"):
         assert path in copied, path
     user = None
     installs = []
@@ -335,6 +335,25 @@ def test_dockerfile_extends_airflow_332_and_installs_with_constraints() -> None:
         assert "--no-cache-dir" in command
         assert re.search(r"(-c|--constraint)[ =]constraints\.txt", command), command
         assert '".[demo]"' in command or "'.[demo]'" in command, command
+
+
+def test_the_image_installs_every_project_package_the_dags_import() -> None:
+    """The DAG files are mounted, the packages they import are not: those must be in the wheel the image installs."""
+    import ast
+    import tomllib
+
+    packaged = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+                   ["packages"])
+    imported = set()
+    for path in (ROOT / "dags").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    project = {name for name in imported if (ROOT / name / "__init__.py").is_file()}
+    assert project >= {"reranker_tasks", "reranker_airflow"}, project
+    assert project <= packaged, project - packaged
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
