@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reranker_tasks.gate import NEEDS_APPROVAL, PROMOTE, GateDecision
+from reranker_tasks.decision import NEEDS_APPROVAL, PROMOTE, GateDecision
 from reranker_tasks.paths import read_json, write_json_atomic
 
 CARD_TASK = "model_card"

@@ -23,7 +23,6 @@ publish step pushes with that sha as the parent, so a push that raced ours canno
 from __future__ import annotations
 
 import logging
-
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from reranker_tasks.config import EvaluateConfig, TrainConfig
+from reranker_tasks.hardware import FP32, Compute, autocast, for_scoring, resolve_compute
 from reranker_tasks.metrics import (
     AT_K,
     RANKING_KEYS,
@@ -41,10 +41,9 @@ from reranker_tasks.metrics import (
     query_metrics,
     score_summary,
 )
+from reranker_tasks.modelio import load_cross_encoder, resolve_base_model
 from reranker_tasks.paths import json_safe, write_json_atomic
-from reranker_tasks.split import normalise_queries, normalise_query
-from reranker_tasks.hardware import FP32, Compute, autocast, for_scoring, resolve_compute
-from reranker_tasks.train import load_cross_encoder, resolve_base_model
+from reranker_tasks.schema import normalise_queries, normalise_query
 
 log = logging.getLogger(__name__)
 

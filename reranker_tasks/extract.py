@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import pandas as pd
 from reranker_tasks.config import ExtractConfig
 from reranker_tasks.errors import DataError
 from reranker_tasks.paths import read_json, write_json_atomic
+from reranker_tasks.schema import format_refs  # noqa: F401 - re-exported
 from reranker_tasks.sources import TRIPLET_KEYS, RawSource, read_source
 
 log = logging.getLogger(__name__)
@@ -254,11 +254,6 @@ def row_refs(frame: pd.DataFrame, files: list[str], limit: int = 5) -> list[str]
     if len(files) > 1:
         return [f"{files[int(f)]}:{int(r)}" for f, r in zip(head["source_file"], head["source_row"], strict=True)]
     return [str(int(r)) for r in head["source_row"]]
-
-
-def format_refs(refs: Sequence[int | str]) -> str:
-    """``[4, 17]`` or ``[a.csv:4, b.csv:17]``: row references as a person reads them."""
-    return "[" + ", ".join(str(r) for r in refs) + "]"
 
 
 def _expand_triplets(raw: pd.DataFrame, files: list[str]) -> pd.DataFrame:

@@ -45,62 +45,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reranker_tasks.config import GateConfig
+from reranker_tasks.decision import NEEDS_APPROVAL, PROMOTE, REJECT, GateDecision  # noqa: F401 - re-exported
 from reranker_tasks.metrics import RANKING_KEYS, paired_bootstrap
-from reranker_tasks.paths import json_safe, write_json_atomic
+from reranker_tasks.paths import write_json_atomic
 
 DECISION_FILE = "decision.json"
-PROMOTE, NEEDS_APPROVAL, REJECT = "promote", "needs_approval", "reject"
 _SCORE_STD_FLOOR = 1e-6
 #: The rules ``force`` may bypass: the comparisons with the champion, nothing else.
 FORCEABLE_RULES = frozenset({"beats_champion", "min_gain", "significance"})
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    outcome: str  # promote | needs_approval | reject
-    reasons: tuple[str, ...]  # the failing rules; every rule when promoting
-    checks: tuple[dict[str, Any], ...]
-    metric: str
-    candidate: float
-    base: float
-    champion: float | None
-    evidence: dict[str, Any] = field(default_factory=dict)  # bootstrap results vs champion and base
-    forced: tuple[str, ...] = ()  # failing rules that conf force=true bypassed
-
-    @property
-    def promote(self) -> bool:
-        return self.outcome == PROMOTE
-
-    def to_dict(self) -> dict[str, Any]:
-        """Strict-JSON dict (a non-finite score becomes None; the rule details still say ``nan``)."""
-        return json_safe(
-            {
-                "outcome": self.outcome,
-                "promote": self.promote,
-                "reasons": list(self.reasons),
-                "checks": [dict(c) for c in self.checks],
-                "metric": self.metric,
-                "candidate": self.candidate,
-                "base": self.base,
-                "champion": self.champion,
-                "evidence": self.evidence,
-                "forced": list(self.forced),
-            }
-        )
-
-    def summary(self) -> str:
-        """One line for the task log: the outcome and why."""
-        head = {PROMOTE: "PROMOTE", NEEDS_APPROVAL: "NEEDS APPROVAL", REJECT: "NOT PROMOTED (rejected)"}[self.outcome]
-        if self.forced:
-            head = f"PROMOTE (forced by conf force=true, bypassing {', '.join(self.forced)})"
-        return f"{head}: " + "; ".join(self.reasons)
 
 
 def decide_promotion(

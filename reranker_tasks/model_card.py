@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from reranker_tasks.errors import RerankerError
-from reranker_tasks.train import MODEL_FILE_ALLOWLIST
+from reranker_tasks.modelio import MODEL_FILE_ALLOWLIST
 
 log = logging.getLogger(__name__)
 

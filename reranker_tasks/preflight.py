@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from reranker_tasks.errors import ConfigError, PreflightFailed, RerankerError
+from reranker_tasks.modelio import BaseModelRef, load_cross_encoder, resolve_base_model
 from reranker_tasks.paths import write_json_atomic
-from reranker_tasks.train import BaseModelRef, load_cross_encoder, resolve_base_model
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from reranker_tasks.errors import ConfigError, PublishConflict
+from reranker_tasks.modelio import MODEL_FILE_ALLOWLIST
 from reranker_tasks.paths import write_json_atomic
-from reranker_tasks.train import MODEL_FILE_ALLOWLIST
 
 log = logging.getLogger(__name__)
 

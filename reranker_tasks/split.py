@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from reranker_tasks.config import SplitConfig
 from reranker_tasks.errors import DataError
 from reranker_tasks.paths import write_json_atomic
+from reranker_tasks.schema import normalise_queries, normalise_query  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +45,6 @@ class SplitResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def normalise_query(text: str) -> str:
-    """Case-folded, whitespace-collapsed query text: the identity of a query for the split."""
-    return " ".join(str(text).split()).casefold()
-
-
-def normalise_queries(queries: pd.Series) -> pd.Series:
-    """:func:`normalise_query` of every row, computed once per distinct query (1M rows hold ~100k queries)."""
-    codes, uniques = pd.factorize(queries, use_na_sentinel=False)
-    normalised = np.array([normalise_query(q) for q in uniques], dtype=object)
-    return pd.Series(normalised[codes], index=queries.index, dtype="string")
 
 
 def split_pairs(

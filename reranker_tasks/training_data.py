@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from reranker_tasks.errors import DataError
-from reranker_tasks.split import normalise_queries
+from reranker_tasks.schema import normalise_queries
 
 log = logging.getLogger(__name__)
 

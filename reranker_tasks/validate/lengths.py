@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reranker_tasks.config import ValidateConfig
-from reranker_tasks.extract import format_refs
+from reranker_tasks.schema import format_refs
 from reranker_tasks.validate.schema import CHECK_LONG_DOCUMENTS, ROWS_IN_MESSAGE, ROWS_IN_REPORT, _RowRefs
 from reranker_tasks.validate.statistics import _pct, _Statistic
 
@@ -130,7 +130,7 @@ def _load_tokenizer(base_model: str) -> Any:
     A fast tokenizer's backend is set to neither truncate nor pad (``tokenizer.json`` may ask for both; the
     transformers call resets them per call, :func:`_token_lengths` calls the backend directly).
     """
-    from reranker_tasks.train import resolve_base_model
+    from reranker_tasks.modelio import resolve_base_model
 
     path = resolve_base_model(base_model).load_path
     from transformers import AutoTokenizer

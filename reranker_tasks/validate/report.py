@@ -17,8 +17,8 @@ import numpy as np
 
 from reranker_tasks.config import ValidateConfig
 from reranker_tasks.errors import DataValidationFailed
-from reranker_tasks.extract import format_refs
 from reranker_tasks.paths import json_safe, write_json_atomic
+from reranker_tasks.schema import format_refs
 from reranker_tasks.validate.context import _exception_type, _meta
 from reranker_tasks.validate.schema import (
     CHECK_DUPLICATES,

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from reranker_tasks.config import ValidateConfig
-from reranker_tasks.extract import format_refs
-from reranker_tasks.split import normalise_query
+from reranker_tasks.schema import format_refs, normalise_query
 from reranker_tasks.validate.schema import (
     _STATISTIC_TYPE,
     CHECK_CONFLICTING_LABELS,

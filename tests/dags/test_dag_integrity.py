@@ -128,6 +128,49 @@ def test_reranker_tasks_never_imports_airflow() -> None:
     assert offenders == []
 
 
+#: The modules behind the DAGs' tasks. They share code through the shared modules (schema, modelio, decision,
+#: config, paths, storage, metrics, ...), never through each other: a step can then change without breaking another.
+STEP_MODULES = frozenset({
+    "preflight", "extract", "validate", "split", "train", "evaluate", "gate", "approval", "model_card", "publish",
+    "retention", "rollback",
+})
+
+
+def _step_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "reranker_tasks" or len(parts) < 2:
+        return None
+    return parts[1] if parts[1] in STEP_MODULES else None
+
+
+def test_no_step_module_imports_another_step_module() -> None:
+    offenders = []
+    for path in (ROOT / "reranker_tasks").rglob("*.py"):
+        relative = path.relative_to(ROOT).with_suffix("")
+        own = _step_of(".".join(relative.parts))
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+                if node.module == "reranker_tasks":  # from reranker_tasks import train
+                    names = [f"reranker_tasks.{alias.name}" for alias in node.names]
+            else:
+                continue
+            offenders += [f"{relative}: {n}" for n in names if _step_of(n) not in (None, own)]
+    assert offenders == [], offenders
+    # The list is the DAGs' own: every step module is one a DAG file or reranker_airflow imports.
+    wired = set()
+    for folder in ("dags", "reranker_airflow"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and (step := _step_of(node.module)):
+                    wired.add(step)
+    assert wired == STEP_MODULES, sorted(wired ^ STEP_MODULES)
+
+
 def test_pipeline_code_never_imports_the_hub_emulator() -> None:
     for folder in ("reranker_tasks", "reranker_airflow", "dags", "plugins"):
         for path in (ROOT / folder).rglob("*.py"):
