@@ -250,14 +250,16 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     info = machine()
     results: dict[str, Any] = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         for name in args.datasets.split(","):
             res = run_dataset(name.strip(), Path(tmp) / name, args)
             if res is not None:
                 results[name] = res
+                # After every data set: a run of an hour or more killed half-way keeps what it measured.
+                out.write_text(json.dumps({"machine": info, "args": vars(args), "results": results}, indent=2))
     print_report(results, info)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": info, "args": vars(args), "results": results}, indent=2))
     print(f"\nwritten: {args.out}")
     return 0
 

@@ -43,7 +43,7 @@ from reranker_airflow.context import (
 )
 from reranker_airflow.defaults import LABELS_ASSET, SNAPSHOT_ASSET, START_DATE, approval_timeout, default_args
 from reranker_airflow.links import attach_ui_links
-from reranker_airflow.params import PARAMS, labels_params
+from reranker_airflow.params import labels_params, retrain_params
 
 DAG_ID = Path(__file__).stem
 LABELS_DAG_ID = f"{DAG_ID}_on_labels"
@@ -362,9 +362,10 @@ def reranker_retrain() -> None:
 # The weekly DAG, and its twin scheduled on the labels' Asset: one pipeline, two triggers.
 # The cadence is a deployment setting (cron, preset, or "none" for manual and asset-triggered runs only).
 WEEKLY = os.environ.get("RERANKER_SCHEDULE", "@weekly")
-dag(schedule=None if WEEKLY.lower() == "none" else WEEKLY, params=PARAMS, doc_md=__doc__, **_dag_settings(DAG_ID))(
-    reranker_retrain
-)()
+dag(
+    schedule=None if WEEKLY.lower() == "none" else WEEKLY, params=retrain_params(), doc_md=__doc__,
+    **_dag_settings(DAG_ID),
+)(reranker_retrain)()
 dag(schedule=[LABELS_ASSET], params=labels_params(), doc_md=LABELS_DOC, **_dag_settings(LABELS_DAG_ID))(
     reranker_retrain
 )()

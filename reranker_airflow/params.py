@@ -20,7 +20,9 @@ DATA, QUALITY, TRAINING, GATE, HUB = (
     "Hugging Face Hub",
 )
 
-PARAMS = {
+#: The table itself; DAGs get copies (``retrain_params``): Airflow may write a run's conf into the Param objects of
+#: the DAG it runs (dag.test does), and this module outlives one parse of a DAG file in the process that imports it.
+_PARAMS = {
     # -- Data source
     "source_path": Param(
         "bundled:support_pairs.csv", type="string", title="Labeled pairs", section=DATA,
@@ -224,9 +226,14 @@ PARAMS = {
 }
 
 
+def retrain_params() -> dict[str, Param]:
+    """The weekly DAG's Params: a fresh copy of the table for each DAG object."""
+    return copy.deepcopy(_PARAMS)
+
+
 def labels_params() -> dict[str, Param]:
     """The asset-scheduled DAG's Params: read the labels where their Asset points; skip when nothing is new."""
-    params = copy.deepcopy(PARAMS)
+    params = copy.deepcopy(_PARAMS)
     params["source_path"] = Param(
         LABELS_ASSET.uri, type="string", title="Labeled pairs", section=DATA,
         description="The labels whose Asset schedules this DAG (RERANKER_LABELS_URI); same formats as the weekly DAG.",

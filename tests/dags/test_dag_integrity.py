@@ -107,6 +107,19 @@ def test_params_match_the_config_schema(dag) -> None:
         assert param.description, f"Param {name} has no description"
 
 
+def test_each_parse_of_the_dag_gets_its_own_params() -> None:
+    """The Params table lives in reranker_airflow (imported once per process) while DAG files are parsed again and
+    again: a run that writes its conf into its DAG's Param objects must not change the next parse's defaults."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    first, second = (DagBag(dag_folder=str(DAG_FILE)) for _ in range(2))
+    for dag_id in ("reranker_retrain", "reranker_retrain_on_labels"):
+        one, two = first.dags[dag_id].params, second.dags[dag_id].params
+        assert one.get_param("epochs") is not two.get_param("epochs"), dag_id
+    weekly, twin = first.dags["reranker_retrain"].params, first.dags["reranker_retrain_on_labels"].params
+    assert weekly.get_param("epochs") is not twin.get_param("epochs")
+
+
 def test_every_conf_key_is_documented_in_the_readme() -> None:
     from reranker_tasks.config import conf_keys
 
