@@ -112,19 +112,13 @@ def test_a_failed_validation_leaves_its_report_in_the_store_without_a_marker(sto
 def test_a_uri_naming_a_connection_goes_through_airflows_object_storage(monkeypatch, tmp_path) -> None:
     """``scheme://conn_id@…``: the DAG hands Airflow's ObjectStoragePath (credentials from that connection) to the
     store; here the local filesystem, which needs no connection to exist."""
-    import importlib.util
-
     from airflow.sdk import ObjectStoragePath
 
+    from reranker_airflow.context import artifacts_root  # what the DAG's tasks open their store with
     from reranker_tasks.storage import ArtifactStore
 
-    dag_file = Path(__file__).parents[2] / "dags" / "reranker_retrain.py"
-    spec = importlib.util.spec_from_file_location("_dag_under_test", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
     monkeypatch.setenv("RERANKER_ARTIFACTS_ROOT", f"file://shared_fs@{tmp_path / 'store'}")
-    root = module._artifacts_root()
+    root = artifacts_root()
     assert isinstance(root, ObjectStoragePath) and root.conn_id == "shared_fs"
     with ArtifactStore.from_location(root).run("run-1", scratch_dir=tmp_path / "scratch") as arts:
         (arts.step_dir("split") / "train.parquet").write_bytes(b"rows")
@@ -132,4 +126,4 @@ def test_a_uri_naming_a_connection_goes_through_airflows_object_storage(monkeypa
     assert result["train_path"] == f"file://shared_fs@{tmp_path / 'store'}/run-1/split/train.parquet"
     assert (tmp_path / "store" / "run-1" / "split" / "_COMPLETE.json").is_file()
     monkeypatch.setenv("RERANKER_ARTIFACTS_ROOT", "memory://bucket/plain")
-    assert module._artifacts_root() == "memory://bucket/plain", "no connection named: plain fsspec"
+    assert artifacts_root() == "memory://bucket/plain", "no connection named: plain fsspec"
