@@ -23,7 +23,8 @@ writes the model card and pushes one commit plus a `run-<UTC>-<fingerprint>` tag
 * Alerts (e-mail to `RERANKER_ALERT_EMAILS` through the SMTP connection `RERANKER_ALERT_CONN_ID`): a failed task, a
   candidate not promoted, a pending approval, a run far slower than usual. See "Alerts" in the README.
 
-Every task body is one call into the `reranker_tasks` package; artifacts live under
+Task bodies call into the `reranker_tasks` package (the steps) and `reranker_airflow` (run context, alerts);
+artifacts live under
 `$RERANKER_ARTIFACTS_ROOT/<run id>/<task>/`, and XCom carries only small JSON (paths, counts, metrics).
 """
 
