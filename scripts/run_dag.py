@@ -273,6 +273,8 @@ def migrate_db() -> None:
 _LOG_LINE = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)\s+\[(?P<logger>[\w.]+)\]")
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(?P<task>\w+)")
 _TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(?P<task>\w+)")
+#: Loggers of this project: the steps, and the DAG's own (its alerts log as ``reranker_retrain.alerts``).
+_OUR_LOGGERS = ("reranker_tasks", "reranker_airflow", "reranker_retrain")
 #: Messages of our steps worth a console line while a task runs (the rest is in the log file).
 _PROGRESS = ("training ", "model selection: ", "dev evaluation at step", "hard negatives: mined", "stopping early")
 
@@ -292,7 +294,7 @@ def progress_line(line: str, started: dict[str, float], now: float) -> str | Non
     if match is None:
         return None
     level, message, logger = match["level"].lower(), match["message"], match["logger"]
-    ours = logger.startswith("reranker_tasks") or logger.startswith("dags")
+    ours = logger.split(".")[0] in _OUR_LOGGERS
     if ours and level in ("warning", "error", "critical"):
         return f"    {level}: {message[:400]}"
     if ours and message.startswith(_PROGRESS):
