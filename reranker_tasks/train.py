@@ -13,9 +13,11 @@ Surviving a killed worker: with ``checkpoint_steps`` > 0, the HF Trainer saves a
 (weights, optimizer, scheduler, RNG states, trainer state) every that many steps into
 ``<run>/train/checkpoints/checkpoint-<step>``, keeping the newest two. These live in the run's artifacts, not
 in a temp folder, so an Airflow retry of the task finds them: it resumes from the newest *complete* checkpoint
-(see :func:`checkpoint_if_complete`) and logs ``resuming from checkpoint <path> (step N of M)``. The folder
-records the inputs key of the training that wrote it; checkpoints of other inputs are discarded, never
-resumed. Once the final model is in place the checkpoints have served their purpose and are deleted.
+and logs ``resuming from checkpoint <path> (step N of M)``. The folder records the inputs key of the training
+that wrote it; checkpoints of other inputs are discarded, never resumed (the layout, the completeness marker and
+the choice of checkpoint: :mod:`reranker_tasks.checkpoints`; the Trainer callbacks that mark each save complete
+and log progress: :mod:`reranker_tasks.train_callbacks`). Once the final model is in place the checkpoints have
+served their purpose and are deleted.
 
 Heartbeats: nothing here has to yield for them. In Airflow 3 the task runs in a child process forked by the
 task supervisor (``airflow.sdk.execution_time.supervisor``); the supervisor, a separate process, sends the
@@ -35,14 +37,29 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
+# The checkpoint layout and the Trainer callbacks have their own modules; the names that lived here before are
+# re-exported (the DAG, tests and benchmarks import them from here). train_reranker looks ProgressLogCallback up
+# in this module's namespace at each call, so a test that replaces it here still takes effect.
+from reranker_tasks.checkpoints import (  # noqa: F401
+    CHECKPOINT_COMPLETE_FILE,
+    CHECKPOINT_INPUTS_FILE,
+    CHECKPOINT_KEEP,
+    CHECKPOINT_REQUIRED_FILES,
+    CHECKPOINT_WEIGHT_FILES,
+    CHECKPOINTS_DIR,
+    Checkpoint,
+    CheckpointStore,
+    checkpoint_if_complete,
+    checkpoint_step,
+    find_resumable_checkpoint,
+    prepare_checkpoints,
+)
 from reranker_tasks.config import TrainConfig
 from reranker_tasks.errors import ConfigError
 
@@ -54,43 +71,27 @@ from reranker_tasks.modelio import (  # noqa: F401
     resolve_base_model,
 )
 from reranker_tasks.paths import read_json, write_json_atomic
-
-if TYPE_CHECKING:
-    pass
-
-
-class CheckpointStore(Protocol):
-    """Somewhere else checkpoints are kept (``reranker_tasks.storage.CheckpointMirror``)."""
-
-    def pull(self, local_dir: Path) -> None: ...
-    def push_file(self, path: Path) -> None: ...
-    def push(self, checkpoint: Path) -> None: ...
-    def clear(self) -> None: ...
+from reranker_tasks.train_callbacks import (  # noqa: F401
+    DEV_METRIC,
+    CheckpointMarkerCallback,
+    ProgressLogCallback,
+    _drop_printer_callback,
+    _make_progress_callback,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
 MANIFEST_FILE = "manifest.json"
-CHECKPOINTS_DIR = "checkpoints"
-#: In the checkpoints folder: the inputs key of the training whose checkpoints these are.
-CHECKPOINT_INPUTS_FILE = "inputs.json"
-#: In a checkpoint folder: written by us after HF finished saving it; without it the folder may be half-written.
-CHECKPOINT_COMPLETE_FILE = "reranker_checkpoint.json"
-#: Files HF writes into every resumable checkpoint (weights are checked separately: safetensors or bin).
-CHECKPOINT_REQUIRED_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
-CHECKPOINT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-#: Checkpoints kept on disk: the newest one, plus the one before it while the newest is being written.
-CHECKPOINT_KEEP = 2
 #: Config fields that do not change the trained weights, so a reused model or a checkpoint stays valid across them.
 _NOT_IN_INPUTS_KEY = ("checkpoint_steps",)
-_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-#: The evaluator metric model selection maximises (CrossEncoderRerankingEvaluator's primary metric, name "dev").
-DEV_METRIC = "dev_ndcg@10"
 _CURVE_METRICS = ("ndcg@10", "mrr@10", "map")
 #: In the train folder: the dev evaluations and the chosen step (also in the card).
 CURVE_FILE = "training_curve.json"
 #: In the train folder: the downloaded champion a warm start continues from (not an artifact: the Hub has it).
 INIT_MODEL_DIR = "init_model"
+
+
 @dataclass(frozen=True)
 class TrainResult:
     model_dir: str
@@ -128,15 +129,6 @@ class InitModel:
 
     path: str  # a local folder with the downloaded model
     commit: str  # the Hub commit it was downloaded at (part of the inputs key)
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A complete, resumable checkpoint of this training."""
-
-    path: Path
-    step: int
-    max_steps: int
 
 
 def train_reranker(
@@ -428,10 +420,9 @@ def training_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
 def _chosen(state: Any, curve: list[dict[str, float]]) -> tuple[int | None, float | None]:
     """The step HF loaded at the end (its best checkpoint) and its dev NDCG@10."""
     checkpoint = state.best_model_checkpoint
-    match = _CHECKPOINT_NAME.match(Path(checkpoint).name) if checkpoint else None
-    if match is None:
+    step = checkpoint_step(Path(checkpoint).name) if checkpoint else None
+    if step is None:
         return None, None
-    step = int(match.group(1))
     scores = {int(entry["step"]): entry.get("ndcg@10") for entry in curve}
     best = scores.get(step, state.best_metric)
     return step, None if best is None else round(float(best), 6)
@@ -446,86 +437,6 @@ def _load_embedder(name: str, token: str | None) -> Any:
         return SentenceTransformer(ref.load_path, device="cpu", token=token, trust_remote_code=False)
     except OSError as exc:
         raise ConfigError(f"mining_model: cannot load {name!r} as a SentenceTransformer: {exc}") from exc
-
-
-def prepare_checkpoints(checkpoints_dir: Path, inputs_key: str) -> Checkpoint | None:
-    """Make the checkpoints folder safe to train into, and return the checkpoint to resume from, if any.
-
-    * Checkpoints written for other inputs (other data, config or base model) are deleted, with a log line:
-      resuming them would silently train a mix of two runs.
-    * Incomplete checkpoint folders (the worker died while HF was writing one) are deleted, so neither the
-      resume nor HF's rotation ever counts them.
-
-    Returns:
-        The newest complete checkpoint of these inputs, or None (train from the start).
-    """
-    if not checkpoints_dir.is_dir():
-        return None
-    recorded = _read_json_or_none(checkpoints_dir / CHECKPOINT_INPUTS_FILE)
-    if not isinstance(recorded, dict) or recorded.get("inputs_key") != inputs_key:
-        if any(_CHECKPOINT_NAME.match(p.name) for p in checkpoints_dir.iterdir()):
-            log.info("discarding checkpoints in %s: they were written for other inputs (data or config changed)",
-                     checkpoints_dir)
-        shutil.rmtree(checkpoints_dir)
-        return None
-    complete: list[Checkpoint] = []
-    for folder in sorted(checkpoints_dir.iterdir()):
-        match = _CHECKPOINT_NAME.match(folder.name)
-        if not match or not folder.is_dir():
-            continue
-        checkpoint = checkpoint_if_complete(folder, inputs_key)
-        if checkpoint is None:
-            log.info("discarding incomplete checkpoint %s (the previous try died while saving it)", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-        elif checkpoint.step >= checkpoint.max_steps:
-            # Not written by this code (we never checkpoint the last step); HF would train past the end from it.
-            log.info("not resuming from %s: it is the end of training (step %d of %d)", folder, checkpoint.step,
-                     checkpoint.max_steps)
-        else:
-            complete.append(checkpoint)
-    return max(complete, key=lambda c: c.step, default=None)
-
-
-def find_resumable_checkpoint(checkpoints_dir: Path, inputs_key: str) -> Checkpoint | None:
-    """The newest complete checkpoint for ``inputs_key`` in ``checkpoints_dir``, without changing anything."""
-    if not checkpoints_dir.is_dir():
-        return None
-    found = (checkpoint_if_complete(folder, inputs_key) for folder in checkpoints_dir.iterdir()
-             if _CHECKPOINT_NAME.match(folder.name) and folder.is_dir())
-    return max((c for c in found if c is not None and c.step < c.max_steps), key=lambda c: c.step, default=None)
-
-
-def checkpoint_if_complete(folder: Path, inputs_key: str) -> Checkpoint | None:
-    """The checkpoint in ``folder`` if it is complete and belongs to ``inputs_key``, else None.
-
-    HF writes a checkpoint folder file by file (weights, optimizer, scheduler, RNG states, trainer state, then
-    rotates old ones), so a folder that exists may be half-written. Complete means: our marker, written by
-    :class:`CheckpointMarkerCallback` only after HF returned from saving, names this step and these inputs; and
-    every file a resume reads is there, with a trainer state that parses and agrees on the step.
-    """
-    match = _CHECKPOINT_NAME.match(folder.name)
-    if not match:
-        return None
-    step = int(match.group(1))
-    marker = _read_json_or_none(folder / CHECKPOINT_COMPLETE_FILE)
-    if not isinstance(marker, dict) or marker.get("inputs_key") != inputs_key or marker.get("global_step") != step:
-        return None
-    if not all((folder / name).is_file() for name in CHECKPOINT_REQUIRED_FILES):
-        return None
-    if not any((folder / name).is_file() for name in CHECKPOINT_WEIGHT_FILES):
-        return None
-    state = _read_json_or_none(folder / "trainer_state.json")
-    if not isinstance(state, dict) or state.get("global_step") != step:
-        return None
-    return Checkpoint(path=folder, step=step, max_steps=int(state.get("max_steps") or marker.get("max_steps") or 0))
-
-
-def _read_json_or_none(path: Path) -> Any:
-    """Parsed JSON, or None when the file is missing or half-written."""
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
 
 
 def _whole_run_loss(log_history: list[dict[str, Any]], resume: Checkpoint | None, output: Any) -> float:
@@ -582,104 +493,6 @@ def _autocast_evaluator(evaluator_cls: type, compute: Any) -> type:
     return AutocastEvaluator
 
 
-def _make_progress_callback() -> type:
-    from transformers import TrainerCallback
-
-    class _ProgressLog(TrainerCallback):  # type: ignore[misc]
-        """Logs step, loss, learning rate, elapsed time and ETA to the task log."""
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self._start = time.monotonic()
-            self._first_step = state.global_step  # > 0 after a resume: the ETA counts this try's steps only
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-            logs = logs or {}
-            if f"eval_{DEV_METRIC}" in logs:
-                best = state.best_metric
-                log.info(
-                    "dev evaluation at step %d/%d (epoch %.2f): ndcg@10 %.4f  mrr@10 %.4f  map %.4f  (best so far %s)",
-                    state.global_step, state.max_steps, state.epoch or 0.0, logs[f"eval_{DEV_METRIC}"],
-                    logs.get("eval_dev_mrr@10", float("nan")), logs.get("eval_dev_map", float("nan")),
-                    "this one" if best is None or logs[f"eval_{DEV_METRIC}"] > best else f"{best:.4f}",
-                )
-                return
-            if "loss" not in logs or not state.global_step:
-                return
-            elapsed = time.monotonic() - self._start
-            done = max(1, state.global_step - self._first_step)
-            remaining = elapsed / done * max(0, state.max_steps - state.global_step)
-            log.info(
-                "step %d/%d  epoch %.2f  loss %.4f  lr %.2e  elapsed %s  ETA %s",
-                state.global_step, state.max_steps, state.epoch or 0.0, logs["loss"],
-                logs.get("learning_rate", float("nan")), _duration(elapsed), _duration(remaining),
-            )
-
-    return _ProgressLog
-
-
-def _make_checkpoint_marker_callback() -> type:
-    from transformers import TrainerCallback
-
-    class _CheckpointMarker(TrainerCallback):  # type: ignore[misc]
-        """Marks a checkpoint complete once HF has saved it, and logs the loss at every save.
-
-        ``on_save`` runs after ``Trainer._save_checkpoint`` returned (weights, optimizer, scheduler, RNG and
-        trainer state written, old checkpoints rotated), so the marker is the last file of a complete checkpoint.
-        Logging at each save puts the loss up to that step into the checkpoint's trainer state, which is what
-        :func:`_whole_run_loss` needs after a resume.
-        """
-
-        def __init__(self, checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None,
-                     selecting: bool) -> None:
-            self._dir = checkpoints_dir
-            self._inputs_key = inputs_key
-            self._mirror = mirror
-            self._selecting = selecting
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            # With model selection the last step's evaluation may be the best: HF must save it to be able to load it.
-            if state.global_step >= state.max_steps and not self._selecting:
-                # HF also checkpoints the last step. We save the final model right after, so that checkpoint only
-                # costs time and disk, and HF cannot resume from it anyway (it would train one step too many).
-                control.should_save = False
-            if control.should_save:
-                control.should_log = True
-            return control
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            folder = self._dir / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
-                write_json_atomic(
-                    folder / CHECKPOINT_COMPLETE_FILE,
-                    {"inputs_key": self._inputs_key, "global_step": state.global_step, "max_steps": state.max_steps},
-                )
-                log.info("checkpoint saved: %s (step %d of %d)", folder, state.global_step, state.max_steps)
-                if self._mirror is not None:
-                    # Synchronously: training waits for the upload, so the store never lags a save behind.
-                    self._mirror.push(folder)
-
-    return _CheckpointMarker
-
-
-def CheckpointMarkerCallback(
-    checkpoints_dir: Path, inputs_key: str, mirror: CheckpointStore | None = None, selecting: bool = False
-) -> Any:
-    """A TrainerCallback writing the completeness marker into each saved checkpoint (built lazily)."""
-    return _make_checkpoint_marker_callback()(checkpoints_dir, inputs_key, mirror, selecting)
-
-
-def ProgressLogCallback() -> Any:
-    """A TrainerCallback logging progress (built lazily: importing transformers is slow)."""
-    return _make_progress_callback()()
-
-
-def _drop_printer_callback(trainer: Any) -> None:
-    """With tqdm disabled, transformers prints raw log dicts; our progress lines already say it all."""
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
-
-
 def _scrub_card_of_training_rows(model: Any) -> None:
     """Remove every place where the generated card would quote training rows."""
     card = model.model_card_data
@@ -713,8 +526,3 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
