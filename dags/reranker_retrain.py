@@ -107,6 +107,7 @@ def reranker_retrain() -> None:
 
         from reranker_tasks.extract import extract_pairs
         from reranker_tasks.freshness import decide_freshness, read_champion_lineage
+        from reranker_tasks.layout import FRESHNESS_FILE
         from reranker_tasks.paths import write_json_atomic
 
         cfg = run_config()
@@ -118,7 +119,7 @@ def reranker_retrain() -> None:
             if cfg.extract.min_new_pairs:
                 champion = read_champion_lineage(cfg.publish.hub_repo_id, hub_token())
                 fresh = decide_freshness(result.fingerprint, result.pairs, cfg.extract.min_new_pairs, champion)
-                write_json_atomic(out_dir / "freshness.json", fresh.to_dict())
+                write_json_atomic(out_dir / FRESHNESS_FILE, fresh.to_dict())
                 if fresh.skip:
                     raise AirflowSkipException(f"skipped: {fresh.reason}")
             get_current_context()["outlet_events"][SNAPSHOT_ASSET].extra = {
