@@ -17,6 +17,7 @@ from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineRefe
 
 from reranker_airflow.context import HUB_CONN_ID, artifact_store, artifacts
 from reranker_airflow.defaults import approval_timeout
+from reranker_tasks import layout
 
 
 def record_failure(context: Any) -> None:
@@ -25,7 +26,7 @@ def record_failure(context: Any) -> None:
     ti = context["ti"]
     with artifacts(context["run_id"]) as arts:
         arts.write_json(
-            "failure.json",
+            layout.FAILURE,
             {"task_id": ti.task_id, "try_number": ti.try_number, "error_type": type(exc).__name__,
              # "full report: <path>": the store's address, not the failed task's (deleted) scratch folder
              "message": arts.store.portable_text(context["run_id"], str(exc))},
@@ -100,7 +101,6 @@ def send_alert(build: Callable[[list[str | None]], Any], context: Any) -> bool:
 def alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
     """The gate did not promote the candidate (rejected, or borderline and rejected by conf)."""
     from reranker_tasks.alerts import rejection_message
-    from reranker_tasks.gate import DECISION_FILE
 
     context = get_current_context()
     ti = context["ti"]
@@ -108,7 +108,7 @@ def alert_not_promoted(decision: dict[str, Any], next_step: str) -> bool:
         lambda secrets: rejection_message(
             dag_id=ti.dag_id, run_id=context["run_id"], task_id=ti.task_id, decision=decision, next_step=next_step,
             base_url=ui_base_url(), secrets=secrets,
-            artifacts=artifact_store().uri(context["run_id"], "gate", DECISION_FILE),
+            artifacts=artifact_store().uri(context["run_id"], layout.GATE_DECISION),
         ),
         context,
     )
@@ -153,7 +153,7 @@ class RerankerAlert(BaseNotifier):
                 dag_id=dag_id, run_id=run_id, task_id=ti.task_id, try_number=ti.try_number,
                 error_type=type(exc).__name__ if exc is not None else "unknown error",
                 error=store.portable_text(run_id, str(exc)) if exc is not None else "", base_url=base_url,
-                artifacts=store.uri(run_id, "failure.json"), secrets=secrets,
+                artifacts=store.uri(run_id, layout.FAILURE), secrets=secrets,
             )
         return alerts.approval_message(
             dag_id=dag_id, run_id=run_id, task_id=ti.task_id,

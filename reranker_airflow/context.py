@@ -24,27 +24,33 @@ def run_config() -> Any:
     return load_run_config({**context["params"], **conf})
 
 
+def object_storage_path(location: str) -> Any:
+    """Airflow's ``ObjectStoragePath`` of a URI naming a connection (``s3://aws_default@bucket/reranker``): the
+    credentials come from that connection (the provider of that scheme must be installed)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(location)
+
+
 def artifacts_root() -> Any:
     """``RERANKER_ARTIFACTS_ROOT``: a local folder, an fsspec URI, or a URI naming an Airflow connection.
 
     ``s3://aws_default@bucket/reranker`` takes its credentials from the connection ``aws_default`` through Airflow's
-    ObjectStoragePath (the provider of that scheme must be installed); ``s3://bucket/reranker`` uses fsspec's own
-    credential chain. ``reranker_tasks.storage`` explains the local and the store mode.
+    ObjectStoragePath (:func:`object_storage_path`); ``s3://bucket/reranker`` uses fsspec's own credential chain.
+    ``reranker_tasks.storage`` explains the local and the store mode.
     """
-    from reranker_tasks.storage import artifacts_location, names_connection
+    from reranker_tasks.layout import artifacts_location, names_connection
 
     location = artifacts_location()
-    if names_connection(location):
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(location)
-    return location
+    return object_storage_path(location) if names_connection(location) else location
 
 
-def artifact_store() -> Any:
-    from reranker_tasks.storage import ArtifactStore
+def artifact_store(location: Any = None) -> Any:
+    """The artifacts store of ``location`` (default ``RERANKER_ARTIFACTS_ROOT``): ``reranker_tasks.layout.open_store``
+    with Airflow's part, a connection named in the URI resolved to its ObjectStoragePath."""
+    from reranker_tasks.layout import open_store
 
-    return ArtifactStore.from_location(artifacts_root())
+    return open_store(location, resolve_connection=object_storage_path)
 
 
 def artifacts(run_id: str | None = None) -> Any:

@@ -21,6 +21,7 @@ from reranker_airflow.context import (
     artifacts, artifacts_root, hub_token, pinned_train_config, preflight_result, run_config, sql_url,
 )
 from reranker_airflow.defaults import SNAPSHOT_ASSET
+from reranker_tasks import layout
 
 #: What the snapshot Asset's event carries (extract's result keys): enough to tell two snapshots apart in the UI.
 SNAPSHOT_EVENT_KEYS = ("fingerprint", "pairs", "queries", "positives", "rows_read")
@@ -30,7 +31,7 @@ def preflight() -> dict[str, Any]:
     from reranker_tasks.preflight import run_preflight
 
     cfg = run_config()
-    with artifacts() as arts, arts.writing("preflight") as out_dir:
+    with artifacts() as arts, arts.writing(layout.PREFLIGHT_STEP) as out_dir:
         result = run_preflight(
             repo_id=cfg.publish.hub_repo_id,
             token=hub_token(),
@@ -43,7 +44,7 @@ def preflight() -> dict[str, Any]:
             out_dir=out_dir,
             init_from=cfg.train.init_from,
         )
-        return arts.commit("preflight", result.to_dict())
+        return arts.commit(layout.PREFLIGHT_STEP, result.to_dict())
 
 
 def extract() -> dict[str, Any]:
@@ -57,17 +58,17 @@ def extract() -> dict[str, Any]:
     source_url = sql_url(cfg.extract.sql_conn_id) if cfg.extract.is_sql else None
     # A skip leaves freshness.json in the store too (uploaded like a failed step's files, without a marker).
     # reuse: a retried extract keeps the snapshot it took (the source may have changed since).
-    with artifacts() as arts, arts.writing("extract", reuse=True) as out_dir:
+    with artifacts() as arts, arts.writing(layout.EXTRACT_STEP, reuse=True) as out_dir:
         result = extract_pairs(cfg.extract, out_dir, source_url, cfg.validate.relevance_threshold)
         if cfg.extract.min_new_pairs:
             champion = read_champion_lineage(cfg.publish.hub_repo_id, hub_token())
             fresh = decide_freshness(result.fingerprint, result.pairs, cfg.extract.min_new_pairs, champion)
-            write_json_atomic(out_dir / "freshness.json", fresh.to_dict())
+            write_json_atomic(out_dir / layout.FRESHNESS_FILE, fresh.to_dict())
             if fresh.skip:
                 raise AirflowSkipException(f"skipped: {fresh.reason}")
         summary = result.to_dict()
         get_current_context()["outlet_events"][SNAPSHOT_ASSET].extra = {k: summary[k] for k in SNAPSHOT_EVENT_KEYS}
-        return arts.commit("extract", summary)
+        return arts.commit(layout.EXTRACT_STEP, summary)
 
 
 def validate(extracted: dict[str, Any]) -> dict[str, Any]:
@@ -75,24 +76,24 @@ def validate(extracted: dict[str, Any]) -> dict[str, Any]:
 
     cfg = run_config()
     # A failed validation's report and Data Docs are uploaded too: that is when people need them.
-    with artifacts() as arts, arts.writing("validate") as out_dir:
+    with artifacts() as arts, arts.writing(layout.VALIDATE_STEP) as out_dir:
         local = {**extracted, "snapshot_path": str(arts.local(extracted["snapshot_path"]))}
         if extracted.get("eval_snapshot_path"):
             local["eval_snapshot_path"] = str(arts.local(extracted["eval_snapshot_path"]))
         result = validate_pairs(Path(local["snapshot_path"]), out_dir, cfg.validate, local)
-        return arts.commit("validate", result.to_dict())
+        return arts.commit(layout.VALIDATE_STEP, result.to_dict())
 
 
 def split(extracted: dict[str, Any]) -> dict[str, Any]:
     from reranker_tasks.split import split_pairs
 
     golden = extracted.get("eval_snapshot_path")
-    with artifacts() as arts, arts.writing("split") as out_dir:
+    with artifacts() as arts, arts.writing(layout.SPLIT_STEP) as out_dir:
         result = split_pairs(
             arts.local(extracted["snapshot_path"]), out_dir, run_config().split,
             arts.local(golden) if golden else None,
         )
-        return arts.commit("split", result.to_dict())
+        return arts.commit(layout.SPLIT_STEP, result.to_dict())
 
 
 def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +105,8 @@ def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
     # Checkpoints are mirrored to the store as they are saved (store mode), not uploaded with the model.
     # reuse: a retry (on any worker) finds the model an earlier try completed and does not train again.
     excluded = [CHECKPOINTS_DIR, INIT_MODEL_DIR]  # the champion download is a copy of what the Hub holds
-    with artifacts() as arts, arts.writing("train", exclude=excluded, reuse=True) as out_dir:
-        mirror = arts.checkpoint_mirror("train", CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE)
+    with artifacts() as arts, arts.writing(layout.TRAIN_STEP, exclude=excluded, reuse=True) as out_dir:
+        mirror = arts.checkpoint_mirror(layout.TRAIN_STEP, CHECKPOINTS_DIR, CHECKPOINT_COMPLETE_FILE)
         init_model = None
         if cfg.train.init_from == "champion":  # at the commit preflight pinned
             init_model = download_init_model(
@@ -122,7 +123,7 @@ def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
             checkpoint_mirror=mirror,
             init_model=init_model,
         )
-        committed = arts.commit("train", result.to_dict())
+        committed = arts.commit(layout.TRAIN_STEP, result.to_dict())
         if mirror is not None:  # only now: until the model is in the store, a retry may need them
             mirror.clear()
         return committed
@@ -133,7 +134,7 @@ def evaluate(splits: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
 
     cfg = run_config()
     # The champion's download is a copy of what the Hub holds: not worth a second copy in the store.
-    with artifacts() as arts, arts.writing("evaluate", exclude=["champion"]) as out_dir:
+    with artifacts() as arts, arts.writing(layout.EVALUATE_STEP, exclude=[layout.CHAMPION_DIR]) as out_dir:
         result = evaluate_models(
             arts.local(splits["eval_path"]),
             arts.local(trained["model_dir"]),
@@ -144,7 +145,7 @@ def evaluate(splits: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
             token=hub_token(),
             train_path=arts.local(splits["train_path"]),
         )
-        return arts.commit("evaluate", result.to_dict())
+        return arts.commit(layout.EVALUATE_STEP, result.to_dict())
 
 
 def gate(metrics: dict[str, Any]) -> list[str]:
@@ -158,7 +159,7 @@ def gate(metrics: dict[str, Any]) -> list[str]:
     from reranker_tasks.gate import decide_promotion, record_decision
 
     cfg = run_config()
-    with artifacts() as arts, arts.writing("gate") as out_dir:
+    with artifacts() as arts, arts.writing(layout.GATE_STEP) as out_dir:
         per_query_path = arts.local(metrics["per_query_path"])
         per_query = {
             name: load_per_query(per_query_path, name, metrics["primary_metric"])
@@ -168,7 +169,7 @@ def gate(metrics: dict[str, Any]) -> list[str]:
         decision = decide_promotion(metrics, cfg.gate, per_query)
         record_decision(decision, out_dir)
         route = route_decision(decision, cfg.gate.approval, out_dir)
-        arts.commit("gate")
+        arts.commit(layout.GATE_STEP)
     print(decision.summary())
     print(route.message)
     ti = get_current_context()["ti"]
@@ -213,11 +214,11 @@ def model_card(
 
     cfg = run_config()
     ti = get_current_context()["ti"]
-    with artifacts() as arts, arts.writing("model_card") as out_dir:
+    with artifacts() as arts, arts.writing(layout.MODEL_CARD_STEP) as out_dir:
         # Pulled, not passed: the gate's return value is its route, so the decision travels under its own key;
         # await_approval's answer is None when the branch skipped it (a promote).
         decision = ti.xcom_pull(task_ids="gate", key="decision")
-        decision["approval"] = read_approval(arts.materialize("gate"), ti.xcom_pull(task_ids="await_approval"))
+        decision["approval"] = read_approval(arts.materialize(layout.GATE_STEP), ti.xcom_pull(task_ids="await_approval"))
         result = write_model_card(
             arts.local(trained["model_dir"]),
             out_dir,
@@ -229,7 +230,7 @@ def model_card(
             examples=cfg.publish.card_examples,
             training=trained,
         )
-        return arts.commit("model_card", result.to_dict())
+        return arts.commit(layout.MODEL_CARD_STEP, result.to_dict())
 
 
 def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
@@ -240,13 +241,13 @@ def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, 
     from reranker_tasks.publish import publish_model, record_conflict, record_dry_run
 
     cfg = run_config()
-    with artifacts() as arts, arts.writing("publish") as out_dir:
+    with artifacts() as arts, arts.writing(layout.PUBLISH_STEP) as out_dir:
         staging = arts.local(card["staging_dir"])
         if cfg.publish.dry_run:
             would = record_dry_run(staging, out_dir, repo_id=cfg.publish.hub_repo_id,
                                    parent_commit=metrics["hub_head_commit"])
             print(f"DRY RUN: would push {len(would['files'])} files to {cfg.publish.hub_repo_id}; nothing pushed")
-            return arts.commit("publish", would)
+            return arts.commit(layout.PUBLISH_STEP, would)
         try:
             result = publish_model(
                 staging,
@@ -262,10 +263,10 @@ def publish(extracted: dict[str, Any], metrics: dict[str, Any], card: dict[str, 
         except PublishConflict as exc:
             # Not an error of this run: someone promoted first. Ending skipped keeps the run green and says why.
             record_conflict(out_dir, str(exc))
-            arts.commit("publish")
+            arts.commit(layout.PUBLISH_STEP)
             raise AirflowSkipException(f"NOT PROMOTED: {exc}") from exc
         print(f"Hub commit: {result.commit_url} (tag {result.tag})")
-        return arts.commit("publish", result.to_dict())
+        return arts.commit(layout.PUBLISH_STEP, result.to_dict())
 
 
 def prune() -> dict[str, Any]:

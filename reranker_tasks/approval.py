@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
 from reranker_tasks.decision import NEEDS_APPROVAL, PROMOTE, GateDecision
 from reranker_tasks.paths import read_json, write_json_atomic
 
 CARD_TASK = "model_card"
 APPROVAL_TASK = "await_approval"
-APPROVAL_FILE = "approval.json"
+APPROVAL_FILE = layout.APPROVAL_FILE
 
 
 @dataclass(frozen=True)

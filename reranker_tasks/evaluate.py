@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reranker_tasks import layout
 from reranker_tasks.config import EvaluateConfig, TrainConfig
 from reranker_tasks.hardware import FP32, Compute, autocast, for_scoring, resolve_compute
 from reranker_tasks.metrics import (
@@ -48,8 +49,8 @@ from reranker_tasks.schema import normalise_queries, normalise_query
 log = logging.getLogger(__name__)
 
 PRIMARY_METRIC = f"ndcg@{AT_K}"
-METRICS_FILE = "metrics.json"
-PER_QUERY_FILE = "per_query.parquet"
+METRICS_FILE = layout.METRICS_FILE
+PER_QUERY_FILE = layout.PER_QUERY_FILE
 POSITIVE_THRESHOLD = 0.5
 MODELS = ("candidate", "base", "champion")
 
@@ -256,7 +257,7 @@ def find_champion(repo_id: str, token: str | None) -> ChampionRef:
     except (RepositoryNotFoundError, RevisionNotFoundError):
         return ChampionRef(repo_exists=False, head_commit=None, has_model=False)
     files = {s.rfilename for s in info.siblings or []}
-    return ChampionRef(repo_exists=True, head_commit=info.sha, has_model="model.safetensors" in files)
+    return ChampionRef(repo_exists=True, head_commit=info.sha, has_model=layout.MODEL_WEIGHTS_FILE in files)
 
 
 def evaluate_models(
@@ -318,7 +319,7 @@ def evaluate_models(
     champion = find_champion(hub_repo_id, token)
     if champion.has_model and champion.head_commit:
         local = snapshot_download(
-            hub_repo_id, revision=champion.head_commit, token=token, local_dir=out_dir / "champion"
+            hub_repo_id, revision=champion.head_commit, token=token, local_dir=out_dir / layout.CHAMPION_DIR
         )
         measured["champion"] = measure(
             for_scoring(CrossEncoder(local, trust_remote_code=False), compute), grouped, config.eval_batch_size,

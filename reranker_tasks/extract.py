@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reranker_tasks import layout
 from reranker_tasks.config import ExtractConfig
 from reranker_tasks.errors import DataError
 from reranker_tasks.paths import read_json, write_json_atomic
@@ -48,9 +49,9 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("query", "document", "label")
 OPTIONAL_COLUMNS = ("query_id", "doc_id", "slice")
 PROVENANCE_COLUMNS = ("source_row", "source_file")
-SNAPSHOT_FILE = "pairs.parquet"
-EVAL_SNAPSHOT_FILE = "eval_pairs.parquet"
-MANIFEST_FILE = "manifest.json"
+SNAPSHOT_FILE = layout.SNAPSHOT_FILE
+EVAL_SNAPSHOT_FILE = layout.EVAL_SNAPSHOT_FILE
+MANIFEST_FILE = layout.EXTRACT_MANIFEST_FILE
 _HASH_SLICE = 100_000
 
 

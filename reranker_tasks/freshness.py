@@ -14,6 +14,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from reranker_tasks import layout
+
 log = logging.getLogger(__name__)
 
 CARD_METADATA_KEY = "reranker"
@@ -37,7 +39,7 @@ def read_champion_lineage(repo_id: str, token: str | None) -> dict[str, Any] | N
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        path = hf_hub_download(repo_id, "README.md", revision="main", token=token)
+        path = hf_hub_download(repo_id, layout.MODEL_CARD_FILE, revision="main", token=token)
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
         return None
     block = ModelCard.load(path).data.to_dict().get(CARD_METADATA_KEY)

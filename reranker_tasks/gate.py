@@ -50,12 +50,13 @@ from typing import Any
 
 import numpy as np
 
+from reranker_tasks import layout
 from reranker_tasks.config import GateConfig
 from reranker_tasks.decision import NEEDS_APPROVAL, PROMOTE, REJECT, GateDecision  # noqa: F401 - re-exported
 from reranker_tasks.metrics import RANKING_KEYS, paired_bootstrap
 from reranker_tasks.paths import write_json_atomic
 
-DECISION_FILE = "decision.json"
+DECISION_FILE = layout.DECISION_FILE
 _SCORE_STD_FLOOR = 1e-6
 #: The rules ``force`` may bypass: the comparisons with the champion, nothing else.
 FORCEABLE_RULES = frozenset({"beats_champion", "min_gain", "significance"})

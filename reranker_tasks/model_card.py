@@ -30,12 +30,13 @@ from typing import Any
 
 import pandas as pd
 
+from reranker_tasks import layout
 from reranker_tasks.errors import RerankerError
 from reranker_tasks.modelio import MODEL_FILE_ALLOWLIST
 
 log = logging.getLogger(__name__)
 
-STAGING_DIR = "staging"
+STAGING_DIR = layout.STAGING_DIR
 _METRIC_LABELS = {
     "map": "MAP",
     "mrr@10": "MRR@10",
@@ -111,11 +112,11 @@ def write_model_card(
     copied = []
     for name in MODEL_FILE_ALLOWLIST:
         source = candidate_dir / name
-        if source.is_file() and name != "README.md":
+        if source.is_file() and name != layout.MODEL_CARD_FILE:
             shutil.copy2(source, staging / name)
             copied.append(name)
 
-    card = ModelCard.load(candidate_dir / "README.md")
+    card = ModelCard.load(candidate_dir / layout.MODEL_CARD_FILE)
     metric_key = metrics["primary_metric"]
     card.data.model_name = card.data.model_name or f"Reranker {lineage.get('hub_repo_id', '')}".strip()
     card.data.eval_results = [
@@ -162,11 +163,11 @@ def write_model_card(
     text = _with_usage_snippet(card.text, lineage.get("hub_repo_id") or "namespace/name")
     anchor = "## Training Details"
     card.text = text.replace(anchor, sections + "\n" + anchor, 1) if anchor in text else text + "\n" + sections
-    readme = staging / "README.md"
+    readme = staging / layout.MODEL_CARD_FILE
     card.save(readme)
     allowed = set() if quoted is None else set(quoted["query"]) | set(quoted["document"])
     _assert_no_data_quoted(readme.read_text(encoding="utf-8"), data_paths, allowed)
-    copied.append("README.md")
+    copied.append(layout.MODEL_CARD_FILE)
     log.info("model card written: %s", readme)
     return CardResult(str(staging), str(readme), tuple(sorted(copied)))
 

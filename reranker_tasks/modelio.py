@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reranker_tasks import layout
 from reranker_tasks.config import OFFLINE_BASE_MODEL
 from reranker_tasks.errors import ConfigError
 
@@ -26,7 +27,7 @@ _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-
 
 #: Files a saved CrossEncoder consists of; the only ones that may ever be published.
 MODEL_FILE_ALLOWLIST = (
-    "model.safetensors",
+    layout.MODEL_WEIGHTS_FILE,
     "config.json",
     "config_sentence_transformers.json",
     "modules.json",
@@ -35,7 +36,7 @@ MODEL_FILE_ALLOWLIST = (
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
-    "README.md",
+    layout.MODEL_CARD_FILE,
 )
 
 

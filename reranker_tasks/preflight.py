@@ -37,13 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
 from reranker_tasks.errors import ConfigError, PreflightFailed, RerankerError
 from reranker_tasks.modelio import BaseModelRef, load_cross_encoder, resolve_base_model
 from reranker_tasks.paths import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-PREFLIGHT_FILE = "preflight.json"
+PREFLIGHT_FILE = layout.PREFLIGHT_FILE
 #: Airflow connection whose password holds the Hub token (the DAG's lookup; repeated here for the messages).
 HUB_CONNECTION_ID = "huggingface_default"
 TOKEN_HINT = (
@@ -252,7 +253,7 @@ def _check_init_from(outcome: _Outcome, api: Any, repo_id: str, init_from: str) 
         outcome.fail("init_from", f"cannot look up the champion of {repo_id}: {_describe(exc)}", kind=_kind(exc))
         return
     files = {s.rfilename for s in (info.siblings or [])} if info is not None else set()
-    if "model.safetensors" not in files:
+    if layout.MODEL_WEIGHTS_FILE not in files:
         outcome.fail(
             "init_from",
             f"init_from: 'champion' but {repo_id} has no model in production (no model.safetensors on main); "

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
 from reranker_tasks.errors import ConfigError, PublishConflict
 from reranker_tasks.modelio import MODEL_FILE_ALLOWLIST
 from reranker_tasks.paths import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "publish.json"
-CONFLICT_FILE = "conflict.json"
-DRY_RUN_FILE = "dry_run.json"
+RESULT_FILE = layout.PUBLISH_FILE
+CONFLICT_FILE = layout.CONFLICT_FILE
+DRY_RUN_FILE = layout.DRY_RUN_FILE
 _TAG_PREFIX = "run-"
 
 
@@ -153,7 +154,7 @@ def _head_of_new_repo(api: Any, repo_id: str, run_id: str) -> str | None:
     landing now still makes ours fail instead of replacing it."""
     info = api.model_info(repo_id, revision="main", files_metadata=False)
     files = {s.rfilename for s in info.siblings or []}
-    if "model.safetensors" in files and _find_own_commit(api, repo_id, run_id) is None:
+    if layout.MODEL_WEIGHTS_FILE in files and _find_own_commit(api, repo_id, run_id) is None:
         raise PublishConflict(
             f"main of {repo_id} moved since the champion was evaluated: the repo did not exist then, and now holds "
             f"a model (commit {info.sha}); not overwriting a model this run never compared against"
@@ -166,7 +167,7 @@ def publishable_files(staging_dir: Path) -> list[str]:
     must agree on what would be committed)."""
     files = sorted(p.name for p in staging_dir.iterdir() if p.is_file())
     unexpected = sorted(set(files) - set(MODEL_FILE_ALLOWLIST))
-    if unexpected or "model.safetensors" not in files or "README.md" not in files:
+    if unexpected or layout.MODEL_WEIGHTS_FILE not in files or layout.MODEL_CARD_FILE not in files:
         raise ConfigError(f"staging folder {staging_dir} is not a publishable model: files {files}")
     return files
 

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from reranker_tasks.errors import ConfigError
+from reranker_tasks.layout import open_store
 from reranker_tasks.paths import safe_run_name
 
 log = logging.getLogger(__name__)
@@ -190,12 +191,8 @@ def prune_from_env(root: Any, protect: Iterable[str] = ()) -> dict[str, Any]:
 
 def _filesystem(root: Any) -> tuple[Any, str]:
     """fsspec filesystem and path of ``root`` (a path object with ``.fs``, such as ObjectStoragePath, keeps its own)."""
-    import fsspec.core
-
-    fs = getattr(root, "fs", None)
-    if fs is not None and hasattr(root, "path"):
-        return fs, str(root.path)
-    fs, path = fsspec.core.url_to_fs(os.fspath(root) if isinstance(root, os.PathLike) else str(root))
+    store = open_store(root)
+    fs, path = store.filesystem()
     return fs, str(path)
 
 

@@ -27,16 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
 from reranker_tasks.errors import ConfigError, PublishConflict, RerankerError
 from reranker_tasks.paths import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "rollback.json"
+RESULT_FILE = layout.ROLLBACK_FILE
 ROLLBACK_TAG_PREFIX = "rollback-"
 _RUN_TAG_PREFIX = "run-"
 _BRANCH = "main"
-_MODEL_FILE = "model.safetensors"
+_MODEL_FILE = layout.MODEL_WEIGHTS_FILE
 _HISTORY_DEPTH = 20  # how far back on main a retried attempt looks for its own commit
 _LISTED_TAGS = 20  # newest tags of each kind named in an "unknown tag" error
 _NESTED_ROLLBACK = re.compile(r"^rollback-\d{8}T\d{6}Z-")
@@ -192,7 +193,7 @@ def push_tree(
     from huggingface_hub.errors import HfHubHTTPError
 
     names = list(files)
-    local = Path(snapshot_download(repo_id, revision=tag_commit, token=token, local_dir=out_dir / "snapshot"))
+    local = Path(snapshot_download(repo_id, revision=tag_commit, token=token, local_dir=out_dir / layout.ROLLBACK_SNAPSHOT_DIR))
     operations: list[Any] = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local / name)) for name in names]
     operations += [CommitOperationDelete(path_in_repo=name) for name in deleted]
     summary, description = rollback_message(tag, parent_commit, run_id)

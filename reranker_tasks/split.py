@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
 from reranker_tasks.config import SplitConfig
 from reranker_tasks.errors import DataError
 from reranker_tasks.paths import write_json_atomic
@@ -28,8 +29,8 @@ from reranker_tasks.schema import normalise_queries, normalise_query  # noqa: F4
 
 log = logging.getLogger(__name__)
 
-TRAIN_FILE = "train.parquet"
-EVAL_FILE = "eval.parquet"
+TRAIN_FILE = layout.TRAIN_SPLIT_FILE
+EVAL_FILE = layout.EVAL_SPLIT_FILE
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def split_pairs(
         fixed_eval_set=eval_snapshot_path is not None,
         removed_from_train=removed,
     )
-    write_json_atomic(out_dir / "split.json", result.to_dict())
+    write_json_atomic(out_dir / layout.SPLIT_FILE, result.to_dict())
     log.info(
         "split by query: train %d pairs / %d queries, eval %d pairs / %d queries%s",
         result.train_pairs, result.train_queries, result.eval_pairs, result.eval_queries,

@@ -19,14 +19,16 @@
     (the snapshot of a retried extract, the model of a retried train), so steps stay idempotent across machines;
   - a step that fails still uploads what it wrote, without a marker (validation's Data Docs matter most then);
   - training checkpoints are mirrored to ``<run>/train/checkpoints/`` as they are saved (each one's own marker
-    uploaded last), so a retry on another worker resumes from the newest complete one.
+    uploaded last), so a retry on another worker resumes from the newest complete one
+    (:mod:`reranker_tasks.checkpoint_mirror`).
 
 Paths in XCom follow the mode: local paths in the local mode, the artifact's URI in the store mode (what the UI
 shows is then where the file really is). :meth:`RunArtifacts.local` turns either back into a local file.
 
 Credentials: fsspec's own (``AWS_*`` variables, instance roles, ``~/.config/gcloud``), or, from the DAG, an Airflow
 connection named in the URI (``s3://aws_default@bucket/path``) through Airflow's ``ObjectStoragePath``: the DAG
-passes that path object here, and this module only ever sees its fsspec filesystem.
+passes that path object here, and this module only ever sees its fsspec filesystem. Turning a location into a
+store is :func:`reranker_tasks.layout.open_store`; the names of the files are :mod:`reranker_tasks.layout`'s too.
 
 The local mode writes the same markers, so readers check completeness the same way in both modes.
 """
@@ -44,19 +46,26 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reranker_tasks.errors import PermanentError
-from reranker_tasks.paths import ARTIFACTS_ENV, json_safe, read_json, safe_run_name, write_json_atomic
+from reranker_tasks.checkpoint_mirror import CheckpointMirror
+from reranker_tasks.layout import COMPLETE_MARKER, ArtifactPathError, open_store
+
+# The location rules lived here before reranker_tasks.layout: still importable from this module.
+from reranker_tasks.layout import ArtifactLocationError as ArtifactLocationError
+from reranker_tasks.layout import artifacts_location as artifacts_location
+from reranker_tasks.layout import check_relative as _check_relative
+from reranker_tasks.layout import check_step as _check_step
+from reranker_tasks.layout import is_uri as is_uri
+from reranker_tasks.layout import names_connection as names_connection
+from reranker_tasks.paths import json_safe, read_json, safe_run_name, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 SCRATCH_ENV = "RERANKER_SCRATCH_DIR"
-#: Written last into a step's folder: the step finished, and these are its files.
-COMPLETE_MARKER = "_COMPLETE.json"
 _CHUNK = 1 << 20
 
 
@@ -69,35 +78,6 @@ class ArtifactsIncomplete(RuntimeError):
 
 class ArtifactCorrupt(RuntimeError):
     """A downloaded artifact does not match the size or checksum its step's marker recorded."""
-
-
-class ArtifactPathError(PermanentError, ValueError):
-    """A path that is not inside this run's artifacts (a root that differs between workers, a forged marker).
-
-    Permanent: a retry reads the same XCom and the same marker.
-    """
-
-
-def is_uri(location: str | os.PathLike[str]) -> bool:
-    """Whether ``location`` names an fsspec location (``scheme://…``) rather than a plain local path."""
-    text = os.fspath(location)
-    head, sep, _ = text.partition("://")
-    return bool(sep) and head.replace("+", "").replace("-", "").replace(".", "").isalnum() and len(head) > 1
-
-
-def names_connection(location: str) -> bool:
-    """Whether a URI names an Airflow connection for its credentials (``s3://aws_default@bucket/path``)."""
-    return is_uri(location) and "@" in location.split("://", 1)[1].split("/", 1)[0]
-
-
-def artifacts_location() -> str:
-    """The configured root (``reranker_tasks.paths.artifacts_root``) as a string, a malformed URI refused."""
-    from reranker_tasks.paths import artifacts_root
-
-    root = artifacts_root()
-    if isinstance(root, str) and not is_uri(root):
-        raise ValueError(f"{ARTIFACTS_ENV}={root!r}: not a URI (scheme://…) nor a local path")
-    return str(root)
 
 
 def _sha256_file(path: Path) -> str:
@@ -131,12 +111,15 @@ def _listing(folder: Path, exclude: Iterable[str] = ()) -> dict[str, dict[str, A
 class ArtifactStore:
     """The artifacts root: a local folder, or an fsspec filesystem and a path on it.
 
-    Build it with :meth:`from_location`; ``local`` is True for plain paths (write in place).
+    Build it with :func:`reranker_tasks.layout.open_store` (or :meth:`from_location`); ``local`` is True for plain
+    paths (write in place).
     """
 
     location: str
     fs: Any = None
     root_path: str = ""
+    root_obj: Any = field(default=None, compare=False, repr=False)
+    """The path object the store was opened from (ObjectStoragePath, UPath), if it was."""
 
     @property
     def local(self) -> bool:
@@ -144,22 +127,29 @@ class ArtifactStore:
 
     @classmethod
     def from_location(cls, location: Any = None) -> ArtifactStore:
-        """``location``: a plain path, a URI, or a path object with ``.fs``/``.path`` (ObjectStoragePath, UPath).
+        """:func:`reranker_tasks.layout.open_store` (a plain path, a URI, a path object; None: the environment)."""
+        store: ArtifactStore = open_store(location)
+        return store
 
-        None reads ``RERANKER_ARTIFACTS_ROOT``.
-        """
-        if location is None:
-            location = artifacts_location()
-        fs = getattr(location, "fs", None)
-        if fs is not None and hasattr(location, "path"):
-            return cls(str(location).rstrip("/"), fs, str(location.path).rstrip("/"))
-        text = os.fspath(location) if isinstance(location, os.PathLike) else str(location)
-        if not is_uri(text):
-            return cls(str(Path(text).expanduser().resolve()))
-        import fsspec.core
+    @property
+    def root(self) -> Any:
+        """The root as a path object (``/``, ``is_file``, ``open``): a Path locally, else the path object the store
+        was opened from, else a ``UPath`` over the URI (universal_pathlib, installed with Airflow)."""
+        if self.local:
+            return Path(self.location)
+        if self.root_obj is not None:
+            return self.root_obj
+        from upath import UPath
 
-        fs, path = fsspec.core.url_to_fs(text)
-        return cls(text.rstrip("/"), fs, str(path).rstrip("/"))
+        return UPath(self.location)
+
+    def filesystem(self) -> tuple[Any, str]:
+        """The fsspec filesystem and the root's path on it; fsspec's local filesystem in the local mode."""
+        if self.fs is not None:
+            return self.fs, self.root_path
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem(), self.location
 
     # -- addressing ------------------------------------------------------------------------------------------
     def key(self, run_id: str, *parts: str) -> str:
@@ -541,90 +531,10 @@ class RunArtifacts:
         return CheckpointMirror(self, step, folder, marker_name)
 
 
-class CheckpointMirror:
-    """Keeps training checkpoints in the store while training runs, for a retry on any worker to resume from.
-
-    A checkpoint is a folder ``checkpoint-<step>`` with its own completeness marker (``marker_name``), written by the
-    trainer callback after the checkpoint was fully saved. :meth:`push` uploads the folder with that marker last;
-    :meth:`pull` downloads only checkpoints whose marker is in the store. Loose files of the folder (the inputs key)
-    are mirrored as they are.
-    """
-
-    def __init__(self, arts: RunArtifacts, step: str, folder: str, marker_name: str) -> None:
-        self._arts = arts
-        self._store = arts.store
-        self._remote = arts.store.key(arts.run_id, step, folder)
-        self._marker = marker_name
-
-    def pull(self, local_dir: Path) -> None:
-        """Download the store's complete checkpoints (and loose files) into ``local_dir``."""
-        fs = self._store.fs
-        if not fs.exists(self._remote):
-            return
-        pulled = []
-        for entry in fs.ls(self._remote, detail=True):
-            name = posixpath.basename(entry["name"].rstrip("/"))
-            if entry["type"] == "file":
-                local_dir.mkdir(parents=True, exist_ok=True)
-                fs.get_file(entry["name"], str(local_dir / name))
-            elif fs.exists(posixpath.join(entry["name"], self._marker)):
-                target = local_dir / name
-                shutil.rmtree(target, ignore_errors=True)
-                for remote in fs.find(entry["name"]):
-                    rel = posixpath.relpath(remote, entry["name"])
-                    _check_relative(rel)
-                    if any(part.startswith(".") for part in rel.split("/")):
-                        continue  # a temp file of an interrupted file:// write
-                    (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                    fs.get_file(remote, str(target / rel))
-                pulled.append(name)
-        if pulled:
-            log.info("downloaded checkpoints %s from %s", ", ".join(sorted(pulled)), self._remote)
-
-    def push_file(self, path: Path) -> None:
-        """A loose file of the checkpoints folder (written whole)."""
-        self._store._put_file(path, posixpath.join(self._remote, path.name))
-
-    def push(self, checkpoint: Path) -> None:
-        """Upload one complete checkpoint folder, its marker last; drop store checkpoints no longer kept locally."""
-        target = posixpath.join(self._remote, checkpoint.name)
-        # Marker first, then the rest of an earlier upload of this step (a dead try's leftovers must not mix in).
-        self._store._remove(posixpath.join(target, self._marker))
-        self._store._remove(target, recursive=True)
-        for path in sorted(checkpoint.rglob("*")):
-            if path.is_file() and path.name != self._marker:
-                self._store._put_file(path, posixpath.join(target, path.relative_to(checkpoint).as_posix()))
-        self._store._put_file(checkpoint / self._marker, posixpath.join(target, self._marker))
-        kept = {p.name for p in checkpoint.parent.iterdir() if p.is_dir()}
-        fs = self._store.fs
-        for entry in fs.ls(self._remote, detail=True):
-            name = posixpath.basename(entry["name"].rstrip("/"))
-            if entry["type"] != "file" and name.startswith("checkpoint-") and name not in kept:
-                # marker first: a reader must never see a marker over a folder being deleted
-                self._store._remove(posixpath.join(entry["name"], self._marker))
-                self._store._remove(entry["name"], recursive=True)
-        log.info("checkpoint uploaded to %s", target)
-
-    def clear(self) -> None:
-        """The final model is committed: the checkpoints in the store have served their purpose."""
-        self._store._remove(self._remote, recursive=True)
-
-
-def _check_step(step: str) -> None:
-    if not step or "/" in step or "\\" in step or step.startswith("."):
-        raise ArtifactPathError(f"{step!r} is not a step folder name")
-
-
-def _check_relative(rel: str) -> None:
-    parts = PurePosixPath(rel).parts
-    if not parts or rel.startswith("/") or any(p in ("..", "") for p in parts):
-        raise ArtifactPathError(f"{rel!r} is not a path inside a run's artifacts")
-
-
 @contextmanager
 def open_run(location: Any, run_id: str) -> Iterator[RunArtifacts]:
-    """``ArtifactStore.from_location(location).run(run_id)`` as a context manager."""
-    arts = ArtifactStore.from_location(location).run(run_id)
+    """``open_store(location).run(run_id)`` as a context manager."""
+    arts = open_store(location).run(run_id)
     try:
         yield arts
     finally:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from reranker_tasks import layout
 from reranker_tasks.errors import DataError
 from reranker_tasks.schema import normalise_queries
 
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 #: Fewer rankable dev queries than this and the dev metric is noise: model selection is switched off for the run
 #: (it trains for ``epochs`` and says so in the log and the card) rather than choosing on a coin toss.
 MIN_DEV_QUERIES = 5
-MINED_FILE = "mined_negatives.parquet"
-DEV_FILE = "dev.parquet"
+MINED_FILE = layout.MINED_NEGATIVES_FILE
+DEV_FILE = layout.DEV_FILE
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,10 @@ def running_hub(root: Path, port: int) -> Iterator[str]:
 
 def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> tuple[str, int]:
     """The outcome line and exit status of a finished run, from its artifacts."""
-    failure = run_dir / "failure.json"
+    from reranker_tasks import layout  # here: ROOT is on sys.path once main() ran
+    from reranker_tasks.layout import in_run
+
+    failure = in_run(run_dir, layout.FAILURE)
     if failure.exists():
         info = json.loads(failure.read_text())
         lines = [line.strip() for line in (info.get("message") or "").splitlines() if line.strip()]
@@ -140,25 +143,25 @@ def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> 
     if dag_run_state != "success":
         task = failed_tasks[0] if failed_tasks else "unknown task"
         return f"OUTCOME: failed at {task}: run ended {dag_run_state}; see the task log above", 1
-    freshness = run_dir / "extract" / "freshness.json"
+    freshness = in_run(run_dir, layout.FRESHNESS)
     if freshness.exists() and json.loads(freshness.read_text()).get("skip"):
         return f"OUTCOME: skipped: {json.loads(freshness.read_text())['reason']}", 0
-    published = run_dir / "publish" / "publish.json"
+    published = in_run(run_dir, layout.PUBLISH_RESULT)
     if published.exists():
         info = json.loads(published.read_text())
         return f"OUTCOME: promoted {info['commit_url']} tag={info['tag']}", 0
-    dry = run_dir / "publish" / "dry_run.json"
+    dry = in_run(run_dir, layout.PUBLISH_DRY_RUN)
     if dry.exists():
         info = json.loads(dry.read_text())
         return f"OUTCOME: dry run: would promote to {info['repo_id']} ({len(info['files'])} files); nothing pushed", 0
-    conflict = run_dir / "publish" / "conflict.json"
+    conflict = in_run(run_dir, layout.PUBLISH_CONFLICT)
     if conflict.exists():
         return f"OUTCOME: not promoted: {json.loads(conflict.read_text())['reason']}", 0
-    decision = run_dir / "gate" / "decision.json"
+    decision = in_run(run_dir, layout.GATE_DECISION)
     if decision.exists():
         info = json.loads(decision.read_text())
         outcome = info.get("outcome", "reject")
-        approval = run_dir / "gate" / "approval.json"
+        approval = in_run(run_dir, layout.APPROVAL)
         if outcome == "needs_approval" and approval.exists():
             decided = json.loads(approval.read_text())
             return (
@@ -173,13 +176,16 @@ def read_outcome(run_dir: Path, dag_run_state: str, failed_tasks: list[str]) -> 
 
 def summary_lines(run_dir: Path) -> list[str]:
     """What a person wants to see after a run: rows validated, metrics, decision, commit."""
+    from reranker_tasks import layout
+    from reranker_tasks.layout import in_run
+
     lines = [f"artifacts: {run_dir}"]
-    failure = run_dir / "failure.json"
+    failure = in_run(run_dir, layout.FAILURE)
     if failure.exists():
         info = json.loads(failure.read_text())
         lines.append(f"task {info['task_id']} failed ({info['error_type']}, try {info['try_number']}):")
         lines.extend(f"  {line}" for line in (info.get("message") or "").splitlines())
-    validation = run_dir / "validate" / "validation.json"
+    validation = in_run(run_dir, layout.VALIDATION_REPORT)
     if validation.exists():
         info = json.loads(validation.read_text())
         summary = info.get("summary", info)
@@ -187,7 +193,7 @@ def summary_lines(run_dir: Path) -> list[str]:
             f"validated: {summary.get('rows')} rows, {summary.get('queries')} queries, "
             f"success={summary.get('success')}"
         )
-    curve_path = run_dir / "train" / "training_curve.json"
+    curve_path = in_run(run_dir, layout.TRAINING_CURVE)
     if curve_path.exists():
         curve = json.loads(curve_path.read_text())
         evaluations = curve.get("evaluations") or []
@@ -196,7 +202,7 @@ def summary_lines(run_dir: Path) -> list[str]:
                 f"model selection: kept step {curve.get('chosen_step')} of {evaluations[-1]['step']} evaluated "
                 "(dev ndcg@10 " + " ".join(f"{e['ndcg@10']:.3f}" for e in evaluations) + ")"
             )
-    metrics_path = run_dir / "evaluate" / "metrics.json"
+    metrics_path = in_run(run_dir, layout.METRICS)
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
         lines.append(f"eval queries: {metrics['eval_queries']}")
@@ -207,12 +213,12 @@ def summary_lines(run_dir: Path) -> list[str]:
                 lines.append(f"{name:>9}: " + "  ".join(f"{k}={_num(v)}" for k, v in shown.items()))
         if not metrics.get("champion"):
             lines.append(" champion: none")
-    decision_path = run_dir / "gate" / "decision.json"
+    decision_path = in_run(run_dir, layout.GATE_DECISION)
     if decision_path.exists():
         decision = json.loads(decision_path.read_text())
         lines.append(f"gate: {decision.get('outcome', 'promote' if decision['promote'] else 'reject')}")
         lines.extend(f"  - {reason}" for reason in decision["reasons"])
-    published = run_dir / "publish" / "publish.json"
+    published = in_run(run_dir, layout.PUBLISH_RESULT)
     if published.exists():
         info = json.loads(published.read_text())
         lines.append(f"hub commit: {info['commit_url']}")
@@ -354,9 +360,9 @@ def _outcome_files(run_id: str) -> Path:
     download of just its ``.json`` files, which is all the outcome and the summary read."""
     import tempfile
 
-    from reranker_tasks.storage import ArtifactStore
+    from reranker_airflow.context import artifact_store
 
-    store = ArtifactStore.from_location()
+    store = artifact_store()
     if store.local:
         return Path(store.key(run_id))
     local = Path(tempfile.mkdtemp(prefix="reranker-outcome-")) / Path(store.key(run_id)).name

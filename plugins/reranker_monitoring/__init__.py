@@ -3,12 +3,15 @@
 Imported by ``plugins/reranker_plugin.py`` (the module Airflow's plugin manager loads; this package is listed in
 ``plugins/.airflowignore`` so the manager does not execute its files a second time as top-level modules).
 
-* :mod:`.runs`: pure data assembly and HTML/SVG rendering, no Airflow import (unit-tested on fake artifacts);
+* :mod:`.runs`: pure data assembly, no Airflow import (unit-tested on fake artifacts), the artifacts found by
+  ``reranker_tasks.layout``'s names;
+* :mod:`.render`: the HTML/SVG of the runs view, from :mod:`.runs`' records;
 * :mod:`.links`: the operator extra links, resolved by the api-server from the run's XComs;
 * :mod:`.app`: the FastAPI app mounted at :data:`URL_PREFIX`, behind Airflow's own auth dependencies.
 
-Only :mod:`.runs` and the constants here are cheap to import: every task process loads plugins (for macros),
-so the FastAPI app and Airflow's API security module are imported only when the api-server serves a request.
+Only :mod:`.runs`, :mod:`.render` and the constants here are cheap to import: every task process loads plugins
+(for macros), so the FastAPI app and Airflow's API security module are imported only when the api-server serves a
+request.
 """
 
 from __future__ import annotations

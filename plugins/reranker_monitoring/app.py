@@ -6,7 +6,8 @@ login sets, so the page works inside the UI and from a REST client alike) and as
 whether that user may read the DAG's runs / task instances / XComs. No credentials: 401; not allowed: 403.
 
 Data: the DAG runs and their XComs are read through Airflow's DB session (``SessionDep``, the one the core API
-uses); each run's artifact folder is located from its run id (see :mod:`.runs`). Nothing is stored by the plugin.
+uses); each run's artifact folder is located from its run id, its files by ``reranker_tasks.layout``'s names
+(see :mod:`.runs`); the HTML is :mod:`.render`'s. Nothing is stored by the plugin.
 
 Routes (under the mount point):
 
@@ -37,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from reranker_monitoring import DAG_IDS
 from reranker_monitoring.links import base_path, plugin_prefix
+from reranker_monitoring.render import render_page
 from reranker_monitoring.runs import (
     XCOM_KEYS,
     XCOM_TASK_IDS,
@@ -46,7 +48,6 @@ from reranker_monitoring.runs import (
     data_docs_url,
     decode_xcom_value,
     local_run_dir,
-    render_page,
     resolve_data_docs_file,
 )
 

@@ -28,6 +28,7 @@ from airflow.sdk.bases.operatorlink import BaseOperatorLink
 
 from reranker_monitoring import DAG_IDS, URL_PREFIX
 from reranker_monitoring.runs import data_docs_url, decode_xcom_value, local_run_dir, model_card_url
+from reranker_tasks import layout
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -110,7 +111,7 @@ class HubCommitLink(_RerankerLink):
 
 
 class ModelCardLink(_RerankerLink):
-    """The model card (``README.md``) exactly as ``publish`` pushed it: ``<hub>/<repo>/blob/<sha>/README.md``."""
+    """The model card (``layout.MODEL_CARD_FILE``, README.md) exactly as ``publish`` pushed it: ``<hub>/<repo>/blob/<sha>/README.md``."""
 
     name = "Model card"
     task_id = "publish"
@@ -137,7 +138,7 @@ class DataDocsLink(_RerankerLink):
         named = isinstance(validated, dict) and bool(validated.get("data_docs_path"))
         if not named:
             run_dir = local_run_dir(ti_key.run_id)
-            if run_dir is None or not (run_dir / "validate" / "data_docs" / "index.html").is_file():
+            if run_dir is None or not layout.in_run(run_dir, layout.DATA_DOCS_INDEX_PAGE).is_file():
                 return ""
         return data_docs_url(plugin_prefix(), ti_key.run_id)
 

@@ -17,7 +17,7 @@ import numpy as np
 from reranker_tasks.paths import json_safe
 from reranker_tasks.validate.context import _exception_type, _meta
 from reranker_tasks.validate.report import _COUNT_FIELDS, _SAFE_OBSERVED
-from reranker_tasks.validate.schema import DATA_DOCS_SITE, _RowRefs
+from reranker_tasks.validate.schema import DATA_DOCS_INDEX, DATA_DOCS_SITE, _RowRefs
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -55,7 +55,7 @@ def _build_data_docs(
         context.build_data_docs(site_names=[DATA_DOCS_SITE])
     except Exception as exc:  # noqa: BLE001 - the docs are a by-product; the checks' outcome stands without them
         return "", f"data_docs: the GX Data Docs could not be built ({type(exc).__name__})"
-    index = docs_dir / "index.html"
+    index = docs_dir / DATA_DOCS_INDEX
     if not index.is_file():  # pragma: no cover - GX always writes it
         return "", f"data_docs: GX wrote no index page at {index}"
     log.info("GX Data Docs: %s", index)

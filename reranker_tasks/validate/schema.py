@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reranker_tasks import layout
+
 REQUIRED_COLUMNS = ("query", "document", "label")
 ROW_ID_COLUMN = "source_row"
 FILE_COLUMN = "source_file"
@@ -20,8 +22,9 @@ FILE_COLUMN = "source_file"
 EXPECTED_COLUMNS = (*REQUIRED_COLUMNS, ROW_ID_COLUMN)
 #: Columns a snapshot may have besides those; anything else is an error.
 OPTIONAL_COLUMNS = ("query_id", "doc_id", "slice", FILE_COLUMN)
-REPORT_FILE = "validation.json"
-DATA_DOCS_DIR = "data_docs"
+REPORT_FILE = layout.VALIDATION_FILE
+DATA_DOCS_DIR = layout.DATA_DOCS_DIR
+DATA_DOCS_INDEX = layout.DATA_DOCS_INDEX
 DATA_DOCS_SITE = "validate"
 SUITE_NAME = "labeled_pairs"
 EVAL_SUITE_NAME = "labeled_pairs_eval"
