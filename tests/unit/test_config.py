@@ -12,7 +12,6 @@ import types
 from dataclasses import MISSING, fields
 from typing import Any, get_origin, get_type_hints
 
-
 import pytest
 
 from reranker_tasks.config import (
@@ -23,8 +22,10 @@ from reranker_tasks.config import (
     PublishConfig,
     RunConfig,
     conf_keys,
+    conf_settings,
     load_run_config,
 )
+from reranker_tasks.config_fields import SETTING, setting_of
 from reranker_tasks.errors import ConfigError, PermanentError
 
 KEYS = conf_keys()
@@ -456,3 +457,70 @@ def test_bad_recipe_settings_name_their_key(conf: dict[str, Any], key: str) -> N
 def test_relevance_threshold_reaches_training_and_evaluation_alike() -> None:
     config = load_run_config({"relevance_threshold": 0.7})
     assert config.train.relevance_threshold == config.evaluate.relevance_threshold == 0.7
+
+
+# --------------------------------------------------------------------------- one source: the fields' settings
+
+
+def _ranged() -> list[tuple[str, str, Any, Any]]:
+    """(step, key, low, high) of every field whose setting has a bound, read from the field metadata."""
+    return [
+        (step, f.name, spec.low, spec.high)
+        for step, cls in STEP_CONFIGS.items()
+        for f in fields(cls)
+        if (spec := setting_of(f)) is not None and (spec.low is not None or spec.high is not None)
+    ]
+
+
+def test_every_conf_key_is_declared_with_a_setting_and_shared_keys_agree() -> None:
+    settings = conf_settings()  # raises if a step declares a shared key differently
+    assert list(settings) == list(KEYS)
+    for step, cls in STEP_CONFIGS.items():
+        for f in fields(cls):
+            assert setting_of(f) == settings[f.name], f"{step}.{f.name}"
+    shared_keys = {"seed", "max_length", "relevance_threshold", "max_rows", "base_model", "precision"}
+    declared = [f.name for cls in STEP_CONFIGS.values() for f in fields(cls)]
+    assert {k for k in declared if declared.count(k) > 1} == shared_keys
+
+
+#: Keys a bound of the key under test would break by a cross-field rule (min <= max positive fraction).
+_COMPANIONS = {
+    "min_positive_fraction": {"max_positive_fraction": 1.0},
+    "max_positive_fraction": {"min_positive_fraction": 0.0},
+}
+
+
+@pytest.mark.parametrize(("step", "key", "low", "high"), _ranged(), ids=lambda v: str(v))
+def test_the_config_checks_exactly_the_declared_bounds(step: str, key: str, low: Any, high: Any) -> None:
+    """Every bound in the field metadata is checked, inclusive, with the message users match."""
+    integer = KEYS[key][0] is int
+    others = _COMPANIONS.get(key, {})
+    nudge = 1 if integer else 1e-6
+    for bound, outside, word in ((low, -nudge, "below the minimum"), (high, nudge, "above the maximum")):
+        if bound is None:
+            continue
+        at = int(bound) if integer else float(bound)
+        assert getattr(getattr(load_run_config({key: at, **others}), step), key) == at  # bounds are inclusive
+        with pytest.raises(ConfigError) as info:
+            load_run_config({key: at + outside, **others})
+        assert str(info.value) == f"{key}: {at + outside!r} is {word} {bound!r}"
+
+
+@pytest.mark.parametrize("key", [k for k, spec in conf_settings().items() if spec.choices])
+def test_the_config_accepts_exactly_the_declared_choices(key: str) -> None:
+    for choice in conf_settings()[key].choices:
+        load_run_config({key: choice})
+    _raises_naming({key: "not-a-" + key}, key)
+
+
+def test_changing_a_bound_in_the_field_metadata_changes_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from reranker_tasks.config import TrainConfig
+
+    (batch_size,) = [f for f in fields(TrainConfig) if f.name == "batch_size"]
+    monkeypatch.setattr(batch_size, "metadata", MappingProxyType({SETTING: replace(setting_of(batch_size), high=64)}))
+    assert load_run_config({"batch_size": 64}).train.batch_size == 64
+    with pytest.raises(ConfigError, match=r"^batch_size: 65 is above the maximum 64$"):
+        load_run_config({"batch_size": 65})
