@@ -18,7 +18,13 @@ from airflow.sdk import get_current_context
 
 from reranker_airflow.alerts import alert_not_promoted
 from reranker_airflow.context import (
-    artifacts, artifacts_root, hub_token, pinned_train_config, preflight_result, run_config, sql_url,
+    artifacts,
+    artifacts_root,
+    hub_token,
+    pinned_train_config,
+    preflight_result,
+    run_config,
+    sql_url,
 )
 from reranker_airflow.defaults import SNAPSHOT_ASSET
 from reranker_tasks import layout
@@ -98,7 +104,11 @@ def split(extracted: dict[str, Any]) -> dict[str, Any]:
 
 def train(extracted: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
     from reranker_tasks.train import (
-        CHECKPOINT_COMPLETE_FILE, CHECKPOINTS_DIR, INIT_MODEL_DIR, download_init_model, train_reranker,
+        CHECKPOINT_COMPLETE_FILE,
+        CHECKPOINTS_DIR,
+        INIT_MODEL_DIR,
+        download_init_model,
+        train_reranker,
     )
 
     cfg = run_config()

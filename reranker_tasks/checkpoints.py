@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from reranker_tasks import layout
 from reranker_tasks.paths import read_json, write_json_atomic
 
 log = logging.getLogger("reranker_tasks.train")
 
 #: In the train folder: where the HF Trainer writes its resumable checkpoints.
-CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINTS_DIR = layout.CHECKPOINTS_DIR
 #: In the checkpoints folder: the inputs key of the training whose checkpoints these are.
 CHECKPOINT_INPUTS_FILE = "inputs.json"
 #: In a checkpoint folder: written by us after HF finished saving it; without it the folder may be half-written.

