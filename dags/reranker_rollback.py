@@ -22,12 +22,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
-from reranker_airflow.context import artifact_store, hub_token
+from reranker_airflow import tasks as steps
 from reranker_airflow.defaults import ROLLBACK_RETRY_POLICY, START_DATE, default_args
-
-HUB = "Hugging Face Hub"
+from reranker_tasks.config_fields import HUB
 
 PARAMS = {
     "hub_repo_id": Param(
@@ -60,22 +59,7 @@ def reranker_rollback() -> None:
     @task
     def rollback() -> dict[str, Any]:
         """Commit the tag's files on main over the head read at the start, and tag the new commit."""
-        from reranker_tasks.rollback import rollback_to_tag
-
-        context = get_current_context()
-        params = context["params"]
-        run_id = context["run_id"]
-        # The tag's files are a download from the Hub: not copied into the store.
-        with artifact_store().run(run_id) as arts, arts.writing("rollback", exclude=["snapshot"]) as out_dir:
-            result = rollback_to_tag(
-                params["hub_repo_id"],
-                params["tag"],
-                token=hub_token(),
-                run_id=run_id,
-                out_dir=out_dir,
-            )
-            print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
-            return arts.commit("rollback", result.to_dict())
+        return steps.rollback()
 
     rollback()
 

@@ -1,4 +1,4 @@
-"""The bodies of the retraining DAG's tasks: one function per task, called as the task's only statement.
+"""The bodies of the DAGs' tasks (retrain, rollback): one function per task, called as the task's only statement.
 
 Each body turns the run context (conf, token, connections, the run's artifact store) into the plain arguments of
 one ``reranker_tasks`` step, runs it inside the step's artifact folder (``arts.writing``), and returns the small
@@ -228,7 +228,8 @@ def model_card(
         # Pulled, not passed: the gate's return value is its route, so the decision travels under its own key;
         # await_approval's answer is None when the branch skipped it (a promote).
         decision = ti.xcom_pull(task_ids="gate", key="decision")
-        decision["approval"] = read_approval(arts.materialize(layout.GATE_STEP), ti.xcom_pull(task_ids="await_approval"))
+        answer = ti.xcom_pull(task_ids="await_approval")
+        decision["approval"] = read_approval(arts.materialize(layout.GATE_STEP), answer)
         result = write_model_card(
             arts.local(trained["model_dir"]),
             out_dir,
@@ -283,3 +284,17 @@ def prune() -> dict[str, Any]:
     from reranker_tasks.retention import prune_from_env
 
     return prune_from_env(artifacts_root(), protect=[get_current_context()["run_id"]])
+
+
+def rollback() -> dict[str, Any]:
+    """The rollback DAG's one task: main gets the files of the tag in its params, in one new commit."""
+    from reranker_tasks.rollback import rollback_to_tag
+
+    context = get_current_context()
+    params = context["params"]
+    run_id = context["run_id"]
+    # The tag's files are a download from the Hub: not copied into the store.
+    with artifacts(run_id) as arts, arts.writing(layout.ROLLBACK_STEP, exclude=[layout.ROLLBACK_SNAPSHOT_DIR]) as out:
+        result = rollback_to_tag(params["hub_repo_id"], params["tag"], token=hub_token(), run_id=run_id, out_dir=out)
+        print(f"Hub commit: {result.commit_url} (tag {result.rollback_tag}, was {result.previous_commit})")
+        return arts.commit(layout.ROLLBACK_STEP, result.to_dict())
