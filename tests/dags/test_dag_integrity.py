@@ -279,3 +279,19 @@ def test_the_monitoring_plugin_serves_every_dag_that_runs_the_pipeline() -> None
     assert bag.import_errors == {}
     pipelines = {dag_id for dag_id, dag in bag.dags.items() if "publish" in dag.task_dict}
     assert pipelines == set(monitoring.DAG_IDS)
+
+
+#: Sizes a newcomer can read (issue 12): a DAG file that only wires, and no module that holds several concerns.
+MAX_DAG_FILE_LINES = 300
+MAX_MODULE_LINES = 600
+PRODUCT_DIRS = ("reranker_tasks", "reranker_airflow", "plugins", "scripts", "hub_emulator")
+
+
+def test_dag_files_only_wire_and_modules_stay_readable() -> None:
+    too_long = [
+        f"{path.relative_to(ROOT)}: {n} lines (max {limit})"
+        for folder, limit in [("dags", MAX_DAG_FILE_LINES), *((d, MAX_MODULE_LINES) for d in PRODUCT_DIRS)]
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > limit
+    ]
+    assert not too_long, "split these (one module per concern, see docs/design.md):\n" + "\n".join(too_long)
