@@ -1,6 +1,7 @@
 # Airflow 3.3.2 image with the reranker project installed (used by every service in docker-compose.yaml).
 # The DAG files and plugins are mounted from the repo; the packages they import (reranker_tasks, reranker_airflow)
-# are installed here, so a change to those needs a rebuild.
+# are installed here, so a change to those needs a rebuild. hub_emulator/ (dev tooling, not in the wheel) is not
+# copied: the compose `local-hub` profile mounts it from the checkout, and .dockerignore keeps it out of the context.
 FROM apache/airflow:3.3.2-python3.11
 
 # Mount points of the named volumes, created here so Docker seeds them owned by the airflow user.
@@ -18,7 +19,6 @@ WORKDIR /opt/airflow/reranker
 COPY --chown=airflow:0 pyproject.toml constraints.txt ./
 COPY --chown=airflow:0 reranker_tasks/ reranker_tasks/
 COPY --chown=airflow:0 reranker_airflow/ reranker_airflow/
-COPY --chown=airflow:0 hub_emulator/ hub_emulator/
 # Pinning apache-airflow keeps pip from changing the image's Airflow while resolving the project.
 # EXTRA_PIP: the fsspec filesystem of an object-store RERANKER_ARTIFACTS_ROOT (s3fs, gcsfs, adlfs), or a provider.
 ARG EXTRA_PIP=""

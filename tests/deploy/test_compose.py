@@ -296,6 +296,12 @@ def test_hub_emulator_is_an_optional_profile(services: dict[str, dict[str, Any]]
     assert hub.get("profiles") == ["local-hub"]
     assert _command(hub) == "python -m hub_emulator serve --host 0.0.0.0 --port 8791 --root /data/localhub"
     assert "/data/localhub" in _mounts(hub)
+    # Dev tooling, not in the image: mounted read-only from the checkout into a folder on PYTHONPATH.
+    (target,) = [target for target, source in _mounts(hub).items() if source == "./hub_emulator"]
+    assert target.endswith("/hub_emulator"), target
+    assert f"./hub_emulator:{target}:ro" in hub["volumes"], "the checkout's code is not writable from the container"
+    assert target.rsplit("/", 1)[0] in str(_env(hub).get("PYTHONPATH", "")).split(":"), "python -m finds the mount"
+    assert (COMPOSE_PATH.parent / "hub_emulator" / "__main__.py").is_file()
     for name in AIRFLOW_SERVICES:
         assert "hub-emulator" not in services[name].get("depends_on", {}), name
     assert "http://hub-emulator:8791" in raw, "the comment tells HF_ENDPOINT for the emulator"
@@ -320,8 +326,9 @@ def test_dockerfile_extends_airflow_332_and_installs_with_constraints() -> None:
     froms = [rest for keyword, rest in instructions if keyword == "FROM"]
     assert froms and froms[0].startswith("apache/airflow:3.3.2"), froms
     copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
-    for path in ("pyproject.toml", "constraints.txt", "reranker_tasks/", "reranker_airflow/", "hub_emulator/"):
+    for path in ("pyproject.toml", "constraints.txt", "reranker_tasks/", "reranker_airflow/"):
         assert path in copied, path
+    assert "hub_emulator" not in copied, "dev tooling: the local-hub profile mounts it from the checkout"
     user = None
     installs = []
     for keyword, rest in instructions:
@@ -337,13 +344,17 @@ def test_dockerfile_extends_airflow_332_and_installs_with_constraints() -> None:
         assert '".[demo]"' in command or "'.[demo]'" in command, command
 
 
+def _wheel_config() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+
+
 def test_the_image_installs_every_project_package_the_dags_import() -> None:
     """The DAG files are mounted, the packages they import are not: those must be in the wheel the image installs."""
     import ast
-    import tomllib
 
-    packaged = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
-                   ["packages"])
+    packaged = set(_wheel_config()["packages"])
     imported = set()
     for path in (ROOT / "dags").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -356,9 +367,31 @@ def test_the_image_installs_every_project_package_the_dags_import() -> None:
     assert project <= packaged, project - packaged
 
 
+def test_the_wheel_leaves_the_hub_emulator_out() -> None:
+    """hub_emulator is dev tooling: not a wheel package, not pulled in by any other hatch inclusion option."""
+    wheel = _wheel_config()
+    assert set(wheel["packages"]) == {"reranker_tasks", "reranker_airflow"}, wheel["packages"]
+    for option in ("packages", "include", "only-include", "force-include", "sources", "shared-data"):
+        assert "hub_emulator" not in str(wheel.get(option, "")), option
+    # The dev workflow (make hub-ls, tests, scripts/run_dag.py) imports it from the checkout the editable install
+    # puts on sys.path.
+    assert wheel.get("dev-mode-dirs") == ["."], wheel.get("dev-mode-dirs")
+
+
+def test_the_built_wheel_holds_the_pipeline_packages_only(tmp_path: Path) -> None:
+    """Build the wheel as pip would (where the build backend is importable) and list its top-level entries."""
+    import zipfile
+
+    builders = pytest.importorskip("hatchling.builders.wheel", reason="hatchling (the build backend) not installed")
+    (wheel_path,) = builders.WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])
+    with zipfile.ZipFile(wheel_path) as wheel:
+        top = {name.split("/", 1)[0] for name in wheel.namelist()}
+    assert {name for name in top if not name.endswith(".dist-info")} == {"reranker_tasks", "reranker_airflow"}, top
+
+
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
     entries = {line.strip().strip("/") for line in DOCKERIGNORE_PATH.read_text().splitlines()}
-    for entry in (".venv", ".airflow", "artifacts", ".localhub", "tests", ".git", ".env"):
+    for entry in (".venv", ".airflow", "artifacts", ".localhub", "tests", "hub_emulator", ".git", ".env"):
         assert entry in entries, entry
     assert any("__pycache__" in entry for entry in entries)
 
