@@ -524,3 +524,11 @@ def test_changing_a_bound_in_the_field_metadata_changes_the_check(monkeypatch: p
     assert load_run_config({"batch_size": 64}).train.batch_size == 64
     with pytest.raises(ConfigError, match=r"^batch_size: 65 is above the maximum 64$"):
         load_run_config({"batch_size": 65})
+
+
+# --------------------------------------------------------------------------- the data source
+
+
+def test_sql_and_source_path_are_exclusive() -> None:
+    with pytest.raises(ConfigError, match="either source_path or sql_query"):
+        load_run_config({"source_path": "/x.csv", "sql_query": "SELECT 1"})

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reranker_tasks.config import SplitConfig
+from reranker_tasks.config import ExtractConfig, SplitConfig
 from reranker_tasks.errors import DataError
+from reranker_tasks.extract import extract_pairs
 from reranker_tasks.split import EVAL_FILE, TRAIN_FILE, SplitResult, normalise_query, split_pairs
 
 VARIANTS = ["{q}", " {Q}  ", "{q}\t", "{T}"]  # one query written four ways
@@ -215,3 +216,24 @@ def test_split_writes_its_files_and_summary(tmp_path: Path) -> None:
     summary = json.loads((out_dir / "split.json").read_text(encoding="utf-8"))
     assert summary == result.to_dict()
     assert not [p for p in out_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- a fixed eval set
+
+
+def _csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_fixed_eval_set_replaces_the_split_and_its_queries_leave_training(tmp_path) -> None:
+    train_rows = ["query,document,label"] + [f"Query {i},doc {i},{i % 2}" for i in range(20)]
+    source = _csv(tmp_path / "train.csv", "\n".join(train_rows) + "\n")
+    golden = _csv(tmp_path / "golden.csv", "query,document,label\n  query 3 ,gold a,1\nquery 3,gold b,0\nnew q,x,1\n")
+    result = extract_pairs(ExtractConfig(source_path=str(source), eval_path=str(golden)), tmp_path / "x")
+    assert result.eval_pairs == 3 and result.eval_snapshot_path
+    split = split_pairs(Path(result.snapshot_path), tmp_path / "s", SplitConfig(), Path(result.eval_snapshot_path))
+    train = pd.read_parquet(split.train_path)
+    evaluation = pd.read_parquet(split.eval_path)
+    assert split.fixed_eval_set and split.removed_from_train == 1 and len(evaluation) == 3
+    assert not set(train["query"].map(normalise_query)) & set(evaluation["query"].map(normalise_query))
