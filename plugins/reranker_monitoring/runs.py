@@ -40,8 +40,6 @@ DATA_DOCS_INDEX = layout.DATA_DOCS_INDEX
 PRIMARY_METRIC_FALLBACK = "ndcg@10"
 #: Read when a run has no publish result: what a dry run or a lost race recorded instead (first found wins).
 PUBLISH_ALTERNATIVES: tuple[str, ...] = (layout.PUBLISH_DRY_RUN, layout.PUBLISH_CONFLICT)
-#: Names :mod:`.render` defines and this module still answers for (they lived here).
-_RENDERING = frozenset({"render_metric_chart", "render_page", "chronological", "OUTCOME_COLORS", "SERIES"})
 
 
 @dataclass(frozen=True)
@@ -415,11 +413,3 @@ def resolve_data_docs_file(run_dir: Any, relative: str) -> Any:
         return None
     return target
 
-
-def __getattr__(name: str) -> Any:
-    """The rendering moved to :mod:`.render` (which imports this module): its names, looked up on first use."""
-    if name in _RENDERING:
-        from reranker_monitoring import render
-
-        return getattr(render, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

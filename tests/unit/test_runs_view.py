@@ -20,6 +20,7 @@ if str(PLUGINS) not in sys.path:  # as Airflow does for its plugins folder
     sys.path.insert(0, str(PLUGINS))
 monitoring = importlib.import_module("reranker_monitoring")
 runs = importlib.import_module("reranker_monitoring.runs")
+render = importlib.import_module("reranker_monitoring.render")
 DAG_ID: str = monitoring.DAG_ID
 URL_PREFIX: str = monitoring.URL_PREFIX
 DagRunInfo = runs.DagRunInfo
@@ -28,8 +29,8 @@ build_record = runs.build_record
 build_records = runs.build_records
 decode_xcom_value = runs.decode_xcom_value
 model_card_url = runs.model_card_url
-render_metric_chart = runs.render_metric_chart
-render_page = runs.render_page
+render_metric_chart = render.render_metric_chart
+render_page = render.render_page
 resolve_data_docs_file = runs.resolve_data_docs_file
 run_dir_for = runs.run_dir_for
 
