@@ -40,7 +40,7 @@ FORM_ORDER = (
     "max_long_fraction", "max_duplicate_fraction", "validation_warnings",
     # -- Training
     "base_model", "base_model_revision", "eval_fraction", "seed", "epochs", "learning_rate", "batch_size",
-    "warmup_ratio", "attention_dropout", "max_length", "checkpoint_steps", "dev_fraction", "eval_steps", "patience",
+    "warmup_ratio", "attention_dropout", "freeze_embeddings", "max_length", "checkpoint_steps", "dev_fraction", "eval_steps", "patience",
     "pos_weight", "hard_negatives", "hard_negatives_per_query", "hard_negatives_margin", "mining_model", "init_from",
     "precision",
     # -- Evaluation and gate

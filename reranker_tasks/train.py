@@ -242,6 +242,10 @@ def train_reranker(
         )
     if base.hub_id:
         model.model_card_data.base_model = base.hub_id
+    if config.freeze_embeddings:
+        frozen = freeze_word_embeddings(model)
+        log.info("word embeddings frozen: %d of %d weights not trained", frozen,
+                 sum(p.numel() for p in model.parameters()))
     compute = resolve_compute(config.precision)
     # One tokenizer pass over all pairs: the lengths drive the length-grouped batches (reranker_tasks.batching).
     lengths = pair_lengths(model.tokenizer, pairs["query"].tolist(), pairs["document"].tolist(), config.max_length)
@@ -385,6 +389,17 @@ def train_reranker(
     shutil.rmtree(checkpoints_dir, ignore_errors=True)
     log.info("saved model to %s (train loss %.4f, %d steps)", final_dir, result.train_loss, result.global_step)
     return result
+
+
+def freeze_word_embeddings(model: Any) -> int:
+    """Stop training the model's word-embedding matrix; returns how many weights that keeps as loaded.
+
+    The Trainer's optimizer only takes parameters that require grad, so the matrix gets neither a gradient nor
+    AdamW state; it is still saved with the model.
+    """
+    weight = model.model.get_input_embeddings().weight
+    weight.requires_grad_(False)
+    return weight.numel()
 
 
 def download_init_model(repo_id: str, commit: str | None, dest: Path, token: str | None) -> InitModel:

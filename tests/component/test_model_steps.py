@@ -308,3 +308,26 @@ def test_attention_dropout_reaches_the_trained_model_and_the_speed_facts_are_rec
 def test_out_of_range_attention_dropout_fails_at_config_naming_the_key() -> None:
     with pytest.raises(ConfigError, match="attention_dropout"):
         TrainConfig(attention_dropout=1.0)
+
+
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {key.removeprefix("bert."): value for key, value in load_file(str(model_dir / "model.safetensors")).items()}
+
+
+def test_frozen_word_embeddings_stay_as_loaded_and_the_rest_still_trains(workspace, tmp_path) -> None:
+    base = _weights(Path(workspace["base"]))
+    word, layer = "embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"
+    # The default trains every weight ...
+    default = _weights(Path(workspace["trained"].model_dir))
+    assert not default[word].equal(base[word]) and not default[layer].equal(base[layer])
+    # ... freeze_embeddings keeps the word-embedding matrix bit for bit, saved with the model, and trains the rest.
+    frozen_config = TrainConfig(base_model=str(workspace["base"]), **{**FAST, "epochs": 0.5, "freeze_embeddings": True})
+    result = train_reranker(Path(workspace["splits"].train_path), tmp_path / "frozen", frozen_config)
+    frozen = _weights(Path(result.model_dir))
+    assert frozen[word].equal(base[word])
+    assert not frozen[layer].equal(base[layer])
+    assert not frozen["embeddings.position_embeddings.weight"].equal(base["embeddings.position_embeddings.weight"])
+    manifest = json.loads((Path(result.model_dir) / MANIFEST_FILE).read_text())
+    assert manifest["config"]["freeze_embeddings"] is True

@@ -68,7 +68,7 @@ def test_the_key_families_are_the_expected_ones() -> None:
     assert {"min_rows", "seed", "batch_size", "max_length", "eval_batch_size", "min_eval_queries"} <= set(INT_KEYS)
     assert {"eval_fraction", "epochs", "learning_rate", "warmup_ratio", "min_ndcg", "min_gain"} <= set(FLOAT_KEYS)
     assert {"source_path", "source_format", "base_model", "hub_repo_id"} <= set(STR_KEYS)
-    assert BOOL_KEYS == ["dry_run", "force", "hard_negatives", "private", "strict_columns"]
+    assert BOOL_KEYS == ["dry_run", "force", "freeze_embeddings", "hard_negatives", "private", "strict_columns"]
 
 
 def test_config_error_is_permanent_and_a_value_error() -> None:
