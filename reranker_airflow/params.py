@@ -40,9 +40,9 @@ FORM_ORDER = (
     "max_long_fraction", "max_duplicate_fraction", "validation_warnings",
     # -- Training
     "base_model", "base_model_revision", "eval_fraction", "seed", "epochs", "learning_rate", "batch_size",
-    "warmup_ratio", "attention_dropout", "freeze_embeddings", "max_length", "checkpoint_steps", "dev_fraction", "eval_steps", "patience",
-    "pos_weight", "hard_negatives", "hard_negatives_per_query", "hard_negatives_margin", "mining_model", "init_from",
-    "precision",
+    "warmup_ratio", "attention_dropout", "freeze_embeddings", "max_length", "checkpoint_steps", "dev_fraction",
+    "eval_steps", "patience", "pos_weight", "hard_negatives", "hard_negatives_per_query", "hard_negatives_margin",
+    "mining_model", "init_from", "precision",
     # -- Evaluation and gate
     "eval_batch_size", "min_ndcg", "min_gain", "min_eval_queries", "confidence", "bootstrap_samples",
     "max_slice_regression", "min_slice_queries", "approval", "force",
